@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create or reuse .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLC_HOME ?= $(CURDIR)/.mlc
+EXAMPLES := examples/credit-risk examples/house-prices
+
+.PHONY: setup run test check examples clean bench
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+examples: $(STAMP)
+	$(BIN)/python examples/generate.py $(EXAMPLES)
+
+# Starts the Prefect server, the qa and prod runtimes, serves every deployment and submits
+# the bundled examples. Ctrl-C stops all of it.
+run: examples
+	$(BIN)/mlc up $(addprefix --submit ,$(EXAMPLES))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+check: $(STAMP)
+	$(BIN)/ruff check mlc_tasks flows deployments tests benchmarks examples
+
+bench: examples
+	$(BIN)/python benchmarks/registry_bench.py
+	$(BIN)/python benchmarks/runtime_bench.py
+
+clean:
+	rm -rf $(VENV) .mlc

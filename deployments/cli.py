@@ -1,0 +1,219 @@
+"""`mlc`: the command line of the model life-cycle manager."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from deployments.context import Context, current_user
+from mlc_tasks import events, runtimes
+from mlc_tasks.errors import MlcError, TransientError
+from mlc_tasks.submission import submit_package
+
+app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+runtime_app = typer.Typer(help="Run scoring runtimes.", no_args_is_help=True)
+app.add_typer(runtime_app, name="runtime")
+console = Console(width=None if sys.stdout.isatty() else 200)  # pipes get whole lines
+F = TypeVar("F", bound=Callable[..., Any])
+
+AsUser = Annotated[str | None, typer.Option("--as", help="Who does this (default: $MLC_USER).")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def friendly(command: F) -> F:
+    """Our errors become one clear line on stderr and exit code 1, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except MlcError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(records: list[BaseModel] | BaseModel) -> None:
+    if isinstance(records, BaseModel):
+        data: Any = records.model_dump(mode="json")
+    else:
+        data = [r.model_dump(mode="json") for r in records]
+    typer.echo(json.dumps(data, indent=2))
+
+
+def show_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+@friendly
+def submit(
+    path: Annotated[Path, typer.Argument(help="Package folder with model.yaml.")],
+    as_user: AsUser = None,
+) -> None:
+    """Validate a model package, store it, register a version and mark it ready."""
+    ctx, actor = Context(), as_user or current_user()
+    version, created = submit_package(path, ctx.registry, ctx.store(),
+                                      ctx.settings.trusted_types, actor)
+    typer.echo(f"{'registered' if created else 'already registered'} {version.ref} "
+               f"(id {version.id}, state {version.state})")
+    try:
+        events.emit(events.model_ready_event(version, actor), ctx.prefect_api_url())
+    except TransientError as exc:
+        typer.echo(f"warning: {exc}. The version is registered; start `mlc up` and submit "
+                   "again to start its process.", err=True)
+    typer.echo(version.id)
+
+
+@app.command()
+@friendly
+def models(name: Annotated[str | None, typer.Argument()] = None, json_out: JsonFlag = False
+           ) -> None:
+    """List models, or show one."""
+    registry = Context().registry
+    found = [registry.get_model(name)] if name else registry.list_models()
+    if json_out:
+        emit_json(found)
+        return
+    show_table("models", ["name", "type", "owner", "risk", "tags", "description"],
+               [[m.name, m.type, m.owner, m.risk_tier, _tags(m.tags), m.description]
+                for m in found])
+
+
+@app.command()
+@friendly
+def versions(name: str, json_out: JsonFlag = False) -> None:
+    """List a model's versions, newest first."""
+    found = Context().registry.list_versions(name)
+    if json_out:
+        emit_json(found)
+        return
+    show_table(f"versions of {name}", ["version", "state", "sha256", "created by", "created", "id"],
+               [[v.number, v.state, (v.artifact_sha256 or "(to train)")[:12], v.created_by,
+                 f"{v.created_at:%Y-%m-%d %H:%M:%S}", v.id] for v in found])
+
+
+@app.command("runtimes")
+@friendly
+def list_runtimes(json_out: JsonFlag = False) -> None:
+    """List registered runtimes with what each serves."""
+    ctx = Context()
+    found = ctx.registry.list_runtimes()
+    if json_out:
+        emit_json(found)
+        return
+    rows = []
+    for r in found:
+        current = ctx.registry.current_deployment(r.name)
+        serving = f"{current.model}:{current.version_number}" if current else "-"
+        rows.append([r.name, r.url, _tags(r.tags), serving, f"{r.last_heartbeat:%H:%M:%S}"])
+    show_table("runtimes", ["name", "url", "tags", "serving", "heartbeat (UTC)"], rows)
+
+
+@app.command()
+@friendly
+def deploy(
+    name: str,
+    version: int,
+    tags: Annotated[str, typer.Option(help="Runtime tags that must all match, e.g. env=qa.")],
+    as_user: AsUser = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual deploy",
+) -> None:
+    """Deploy a version onto the one runtime whose tags match."""
+    ctx = Context()
+    record = ctx.registry.get_version(name, version)
+    runtime = runtimes.select_runtime(ctx.registry.list_runtimes(), runtimes.parse_tags(tags))
+    done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime,
+                                   record, as_user or current_user(), reason)
+    verb = "deployed" if done else "already deployed"
+    typer.echo(f"{verb} {record.ref} on {runtime.name} ({runtime.url}/invocations)")
+
+
+@app.command()
+@friendly
+def audit(
+    target: Annotated[str | None, typer.Argument(
+        help="A model name, or 'verify' to check the whole log's hash chain.")] = None,
+    model: Annotated[str | None, typer.Option(help="A model name (also one called 'verify').")
+                     ] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show a model's audit trail, or verify the audit log (`mlc audit verify`)."""
+    registry = Context().registry
+    if target == "verify" and model is None:
+        report = registry.verify_audit()
+        if json_out:
+            emit_json(report)
+        else:
+            typer.echo(f"audit log {'intact' if report.ok else 'BROKEN'}: {report.events} events"
+                       + (f"; {report.problem}" if report.problem else ""))
+        raise typer.Exit(0 if report.ok else 1)
+    name = model or target
+    if name is not None:
+        registry.get_model(name)  # a clear error for an unknown model
+    found = registry.audit_events(name)
+    if json_out:
+        emit_json(found)
+        return
+    show_table(f"audit of {name or 'everything'}", ["#", "when (UTC)", "who", "what", "why",
+                                                    "detail"],
+               [[e.seq, f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.reason,
+                 json.dumps(e.detail, sort_keys=True)[:80]] for e in found])
+
+
+@app.command()
+@friendly
+def up(
+    submit_paths: Annotated[list[Path] | None, typer.Option(
+        "--submit", help="Package folders to submit once everything is up.")] = None,
+) -> None:
+    """Start the Prefect server (unless PREFECT_API_URL is set), the runtimes, and serve every
+    deployment. Ctrl-C stops everything it started."""
+    from deployments.up import Supervisor
+
+    supervisor = Supervisor(Context().settings)
+    sys.exit(supervisor.run(submit_paths or []))
+
+
+@runtime_app.command("start")
+@friendly
+def runtime_start(
+    name: str,
+    tags: Annotated[str, typer.Option(help="e.g. env=qa,zone=eu")],
+    port: Annotated[int, typer.Option(help="Port on the loopback/host address.")],
+) -> None:
+    """Start a scoring runtime that registers itself in the inventory."""
+    import uvicorn
+
+    from deployments.runtime_server import create_app
+
+    ctx = Context()
+    settings = ctx.settings
+    url = f"http://{settings.host}:{port}"
+    application = create_app(name, runtimes.parse_tags(tags), settings.resolved_admin_token(),
+                             ctx.registry, url, settings.heartbeat_seconds)
+    uvicorn.run(application, host=settings.host, port=port, log_level="warning")
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,27 @@
+"""Serves every deployment with its schedules and triggers (run by `mlc up`)."""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+
+from flows.deploy_model import deploy_model
+
+
+def all_deployments() -> list[RunnerDeployment]:
+    """Every process, each deployment named as its flow."""
+    return [
+        deploy_model.to_deployment(
+            name="deploy-model",
+            description="Deploy a model version onto the runtime whose tags match.",
+            tags=["mlc"],
+        ),
+    ]
+
+
+def main() -> None:
+    serve(*all_deployments())
+
+
+if __name__ == "__main__":
+    main()

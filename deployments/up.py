@@ -1,0 +1,167 @@
+"""`mlc up`: one foreground process that starts, watches and stops everything else."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from deployments.context import current_user
+from mlc_tasks.errors import MlcError
+from mlc_tasks.settings import MlcSettings
+
+log = logging.getLogger(__name__)
+PYTHON = sys.executable
+
+
+class Supervisor:
+    """Child processes in their own sessions, so Ctrl-C reaches only us and we stop each
+    child's whole process group — nothing is left running."""
+
+    def __init__(self, settings: MlcSettings) -> None:
+        self.settings = settings
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.env = os.environ.copy()
+        self.logs = settings.home / "logs"
+
+    def run(self, submit_paths: list[Path]) -> int:
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops us as Ctrl-C does
+        try:
+            ui_url = self.start_prefect()
+            self.env["PREFECT_API_URL"] = self.api_url
+            self.start_runtimes()
+            self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
+            self.submit(submit_paths)
+            self.announce(ui_url)
+            return self.watch()
+        except KeyboardInterrupt:
+            say("\nstopping…")
+            return 0
+        except MlcError as exc:
+            say(f"error: {exc}")
+            return 1
+        finally:
+            self.stop_all()
+
+    def start_prefect(self) -> str:
+        external = os.environ.get("PREFECT_API_URL")
+        if external:
+            self.api_url = external
+            wait_healthy(f"{external}/health", "Prefect server", 30)
+            return external.removesuffix("/api")
+        host, port = self.settings.host, self.settings.prefect_port
+        self.api_url = f"http://{host}:{port}/api"
+        if is_healthy(f"{self.api_url}/health"):
+            raise MlcError(f"something already answers on {self.api_url}; stop it, or set "
+                           f"PREFECT_API_URL={self.api_url} to use it")
+        self.env.update(PREFECT_HOME=str(self.settings.home / "prefect"),
+                        PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port),
+                        PREFECT_UI_API_URL=self.api_url)
+        self.spawn("prefect-server", [PYTHON, "-m", "prefect", "server", "start",
+                                      "--host", host, "--port", str(port)])
+        wait_healthy(f"{self.api_url}/health", "Prefect server", 120, self.children[-1][1])
+        return f"http://{host}:{port}"
+
+    def start_runtimes(self) -> None:
+        self.settings.resolved_admin_token()  # create the token once, before the runtimes read it
+        for runtime in self.settings.runtimes:
+            tags = ",".join(f"{k}={v}" for k, v in runtime.tags.items())
+            process = self.spawn(f"runtime-{runtime.name}", [
+                PYTHON, "-m", "deployments.cli", "runtime", "start", runtime.name,
+                "--tags", tags, "--port", str(runtime.port)])
+            url = f"http://{self.settings.host}:{runtime.port}/health"
+            wait_healthy(url, f"runtime {runtime.name}", 60, process)
+
+    def submit(self, paths: list[Path]) -> None:
+        for path in paths:
+            done = subprocess.run([PYTHON, "-m", "deployments.cli", "submit", str(path),
+                                   "--as", current_user()], env=self.env, text=True,
+                                  capture_output=True)
+            say(done.stdout.strip().splitlines()[0] if done.returncode == 0
+                else f"submit {path} failed: {done.stderr.strip()}")
+
+    def announce(self, ui_url: str) -> None:
+        runtimes = "\n".join(f"  {r.name:6} http://{self.settings.host}:{r.port}  "
+                             f"({','.join(f'{k}={v}' for k, v in r.tags.items())})"
+                             for r in self.settings.runtimes)
+        say(f"""
+MLC is up.
+  Prefect UI  {ui_url}
+{runtimes}
+  logs        {self.logs}
+
+Next, in another terminal (with .venv/bin on PATH):
+  mlc models                          what is registered
+  mlc deploy credit-risk 1 --tags env=qa
+  curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[0].port}/invocations \\
+       -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json
+  mlc audit credit-risk               who did what
+Ctrl-C here stops everything.""")
+
+    def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with (self.logs / f"{name}.log").open("ab") as logfile:
+            process = subprocess.Popen(command, env=self.env, stdout=logfile,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        self.children.append((name, process))
+        return process
+
+    def watch(self) -> int:
+        while True:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    say(f"{name} exited with {process.returncode}; see {self.logs}/{name}.log")
+                    return 1
+            time.sleep(1)
+
+    def stop_all(self) -> None:
+        for _name, process in reversed(self.children):
+            if process.poll() is None:
+                _kill_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _name, process in self.children:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _kill_group(process, signal.SIGKILL)
+                process.wait()
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass  # already gone
+
+
+def is_healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_healthy(url: str, what: str, seconds: float,
+                 process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if is_healthy(url):
+            return
+        if process is not None and process.poll() is not None:
+            raise MlcError(f"{what} exited with {process.returncode} before {url} answered")
+        time.sleep(0.5)
+    raise MlcError(f"{what} did not answer at {url} within {seconds:.0f} s")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)  # noqa: T201 — `mlc up` talks to the person who started it

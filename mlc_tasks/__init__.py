@@ -1,0 +1,1 @@
+"""Building blocks of every MLC process: plain Python, importable without a Prefect server."""

@@ -1,0 +1,66 @@
+"""Every error this project raises on purpose.
+
+    MlcError
+    ├── InvalidInputError          bad input from a person or a file; names the field/column/file
+    │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
+    │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
+    │   └── SchemaMismatchError    scoring input does not fit the version's input schema
+    ├── NotFoundError              a model, version, runtime or task that does not exist
+    ├── IllegalTransitionError     a life-cycle move the transition table forbids
+    ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
+    ├── AuditChainError            the audit log's hash chain is broken
+    └── TransientError             I/O that may succeed if tried again
+        └── RuntimeUnavailableError  a runtime did not answer
+
+Expected outcomes (a rejected version, drift found) are return values, not exceptions.
+"""
+
+from __future__ import annotations
+
+
+class MlcError(Exception):
+    """Base of every error raised on purpose by this project."""
+
+
+class InvalidInputError(MlcError):
+    """Input from a person or a file is wrong; the message names the field, column or file."""
+
+
+class InvalidPackageError(InvalidInputError):
+    """A model package is wrong."""
+
+
+class UnsafeArtifactError(InvalidInputError):
+    """An artifact cannot be loaded safely."""
+
+
+class SchemaMismatchError(InvalidInputError):
+    """Scoring input does not fit the declared input schema."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class NotFoundError(MlcError):
+    """Something named does not exist."""
+
+
+class IllegalTransitionError(MlcError):
+    """A life-cycle transition that the table forbids."""
+
+
+class RuntimeSelectionError(MlcError):
+    """Runtime tags matched none or several runtimes."""
+
+
+class AuditChainError(MlcError):
+    """The audit log was edited or rows were removed."""
+
+
+class TransientError(MlcError):
+    """I/O that may succeed when tried again."""
+
+
+class RuntimeUnavailableError(TransientError):
+    """A runtime did not answer."""

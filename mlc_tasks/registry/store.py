@@ -1,0 +1,468 @@
+"""Registry: every read and write of the inventory, each write audited in its transaction."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mlc_tasks import audit, lifecycle
+from mlc_tasks.errors import NotFoundError
+from mlc_tasks.lifecycle import State
+from mlc_tasks.packages import ModelSpec
+from mlc_tasks.registry.migrate import upgrade
+from mlc_tasks.registry.records import (
+    DeploymentRecord,
+    ModelRecord,
+    NewVersion,
+    RuntimeRecord,
+    TestResult,
+    VersionRecord,
+)
+from mlc_tasks.registry.tables import (
+    AuditHeadRow,
+    AuditRow,
+    DeploymentRow,
+    ModelRow,
+    RuntimeRow,
+    TestResultRow,
+    VersionRow,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: SQLite and PostgreSQL `timestamp` give back the same value."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def create_registry_engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        # IMMEDIATE takes the write lock up front: two writers queue instead of deadlocking.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Registry:
+    """The inventory behind one database URL; migrations are applied on open."""
+
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        if url.startswith("sqlite:///"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_registry_engine(url)
+        if migrate:
+            upgrade(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def _retry_on_conflict(self, work: Callable[[], T], attempts: int = 5) -> T:
+        """Unique constraints settle races between processes; the loser reads the winner's row."""
+        for attempt in range(attempts):
+            try:
+                return work()
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ---- audit -----------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: str,
+        model: str | None,
+        reason: str = "",
+        detail: dict[str, Any] | None = None,
+        evidence_sha256: str | None = None,
+    ) -> None:
+        head = session.execute(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).scalar_one()
+        fields = {
+            "seq": head.seq + 1,
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "model": model,
+            "reason": reason,
+            "detail": detail or {},
+            "evidence_sha256": evidence_sha256,
+        }
+        digest = audit.seal(fields, head.hash)
+        session.add(AuditRow(**fields, prev_hash=head.hash, hash=digest))
+        head.seq, head.hash = fields["seq"], digest
+
+    def audit_events(self, model: str | None = None) -> list[audit.AuditEvent]:
+        with self._tx() as session:
+            query = select(AuditRow).order_by(AuditRow.seq)
+            if model is not None:
+                query = query.where(AuditRow.model == model)
+            rows = session.execute(query).scalars()
+            return [audit.AuditEvent.model_validate(r, from_attributes=True) for r in rows]
+
+    def verify_audit(self) -> audit.AuditReport:
+        events = self.audit_events()
+        with self._tx() as session:
+            head = session.get(AuditHeadRow, 1)
+            last = (head.seq, head.hash) if head and head.seq else None
+        return audit.verify_chain(events, last)
+
+    # ---- models and versions ---------------------------------------------------------------
+
+    def register_version(
+        self, spec: ModelSpec, new: NewVersion, actor: str
+    ) -> tuple[VersionRecord, bool]:
+        """Register a version; the same source submitted again returns the existing version and
+        False. Creates or updates the model's description fields."""
+        return self._retry_on_conflict(lambda: self._register_version(spec, new, actor))
+
+    def _register_version(
+        self, spec: ModelSpec, new: NewVersion, actor: str
+    ) -> tuple[VersionRecord, bool]:
+        with self._tx() as session:
+            model = self._upsert_model(session, spec, actor)
+            existing = session.execute(
+                select(VersionRow).where(
+                    VersionRow.model_id == model.id, VersionRow.source_sha256 == new.source_sha256
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                return self._version_record(existing, model.name), False
+            number = 1 + max(
+                session.execute(
+                    select(VersionRow.number).where(VersionRow.model_id == model.id)
+                ).scalars(),
+                default=0,
+            )
+            row = VersionRow(
+                id=uuid.uuid4().hex,
+                model_id=model.id,
+                number=number,
+                state=State.SUBMITTED.value,
+                created_by=actor,
+                created_at=utcnow(),
+                **new.model_dump(mode="json"),
+            )
+            session.add(row)
+            session.flush()
+            self._audit(
+                session,
+                actor=actor,
+                action="version.submitted",
+                entity="version",
+                entity_id=row.id,
+                model=model.name,
+                detail={"number": number, "artifact_sha256": new.artifact_sha256},
+                evidence_sha256=new.source_sha256,
+            )
+            return self._version_record(row, model.name), True
+
+    def _upsert_model(self, session: Session, spec: ModelSpec, actor: str) -> ModelRow:
+        model = session.execute(
+            select(ModelRow).where(ModelRow.name == spec.name).with_for_update()
+        ).scalar_one_or_none()
+        fields = {
+            "type": spec.type.value,
+            "owner": spec.owner,
+            "risk_tier": spec.risk_tier.value,
+            "tags": dict(spec.tags),
+            "description": spec.description,
+        }
+        if model is None:
+            model = ModelRow(name=spec.name, created_at=utcnow(), **fields)
+            session.add(model)
+            session.flush()
+            self._audit(session, actor=actor, action="model.created", entity="model",
+                        entity_id=spec.name, model=spec.name, detail=fields)
+        elif any(getattr(model, k) != v for k, v in fields.items()):
+            changed = {k: v for k, v in fields.items() if getattr(model, k) != v}
+            for key, value in changed.items():
+                setattr(model, key, value)
+            self._audit(session, actor=actor, action="model.updated", entity="model",
+                        entity_id=spec.name, model=spec.name, detail=changed)
+        return model
+
+    def get_model(self, name: str) -> ModelRecord:
+        with self._tx() as session:
+            return ModelRecord.model_validate(self._model_row(session, name))
+
+    def list_models(self) -> list[ModelRecord]:
+        with self._tx() as session:
+            rows = session.execute(select(ModelRow).order_by(ModelRow.name)).scalars()
+            return [ModelRecord.model_validate(r) for r in rows]
+
+    def list_versions(self, model: str, limit: int | None = None) -> list[VersionRecord]:
+        with self._tx() as session:
+            row = self._model_row(session, model)
+            query = (
+                select(VersionRow)
+                .where(VersionRow.model_id == row.id)
+                .order_by(VersionRow.number.desc())
+                .limit(limit)
+            )
+            return [self._version_record(v, model) for v in session.execute(query).scalars()]
+
+    def get_version(self, model: str, number: int) -> VersionRecord:
+        with self._tx() as session:
+            row = self._model_row(session, model)
+            version = session.execute(
+                select(VersionRow).where(
+                    VersionRow.model_id == row.id, VersionRow.number == number
+                )
+            ).scalar_one_or_none()
+            if version is None:
+                raise NotFoundError(f"model '{model}' has no version {number}")
+            return self._version_record(version, model)
+
+    def get_version_by_id(self, version_id: str) -> VersionRecord:
+        with self._tx() as session:
+            found = session.execute(
+                select(VersionRow, ModelRow.name)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(VersionRow.id == version_id)
+            ).one_or_none()
+            if found is None:
+                raise NotFoundError(f"no version with id {version_id}")
+            return self._version_record(found[0], found[1])
+
+    def transition(
+        self, version_id: str, target: State, actor: str, reason: str = ""
+    ) -> VersionRecord:
+        """Move a version along the life-cycle table; an illegal move changes nothing."""
+        with self._tx() as session:
+            row, model = self._locked_version(session, version_id)
+            self._set_state(session, row, model, target, actor, reason)
+            return self._version_record(row, model)
+
+    def _set_state(
+        self, session: Session, row: VersionRow, model: str, target: State, actor: str, reason: str
+    ) -> None:
+        current = State(row.state)
+        if current == target:
+            return
+        lifecycle.check_transition(current, target)
+        row.state = target.value
+        self._audit(session, actor=actor, action=f"version.{target.value}", entity="version",
+                    entity_id=row.id, model=model, reason=reason,
+                    detail={"number": row.number, "from": current.value, "to": target.value})
+
+    def _locked_version(self, session: Session, version_id: str) -> tuple[VersionRow, str]:
+        found = session.execute(
+            select(VersionRow, ModelRow.name)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .where(VersionRow.id == version_id)
+            .with_for_update(of=VersionRow)
+        ).one_or_none()
+        if found is None:
+            raise NotFoundError(f"no version with id {version_id}")
+        return found[0], found[1]
+
+    def _model_row(self, session: Session, name: str) -> ModelRow:
+        row = session.execute(select(ModelRow).where(ModelRow.name == name)).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"no model named '{name}'")
+        return row
+
+    @staticmethod
+    def _version_record(row: VersionRow, model: str) -> VersionRecord:
+        fields = {c: getattr(row, c) for c in VersionRecord.model_fields if c != "model"}
+        return VersionRecord.model_validate({**fields, "model": model})
+
+    # ---- runtimes --------------------------------------------------------------------------
+
+    def upsert_runtime(
+        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
+    ) -> RuntimeRecord:
+        return self._retry_on_conflict(lambda: self._upsert_runtime(name, url, tags, capabilities))
+
+    def _upsert_runtime(
+        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
+    ) -> RuntimeRecord:
+        now = utcnow()
+        with self._tx() as session:
+            row = session.execute(
+                select(RuntimeRow).where(RuntimeRow.name == name).with_for_update()
+            ).scalar_one_or_none()
+            changed = row is None or (row.url, row.tags, row.capabilities) != (
+                url, tags, capabilities)
+            if row is None:
+                row = RuntimeRow(name=name, started_at=now, last_heartbeat=now, url=url,
+                                 tags=tags, capabilities=capabilities)
+                session.add(row)
+            row.url, row.tags, row.capabilities = url, tags, capabilities
+            row.started_at = row.last_heartbeat = now
+            if changed:
+                self._audit(session, actor="runtime:" + name, action="runtime.registered",
+                            entity="runtime", entity_id=name, model=None,
+                            detail={"url": url, "tags": tags, "capabilities": capabilities})
+            session.flush()
+            return RuntimeRecord.model_validate(row)
+
+    def heartbeat(self, name: str) -> None:
+        with self._tx() as session:
+            session.execute(
+                update(RuntimeRow).where(RuntimeRow.name == name).values(last_heartbeat=utcnow())
+            )
+
+    def list_runtimes(self) -> list[RuntimeRecord]:
+        with self._tx() as session:
+            rows = session.execute(select(RuntimeRow).order_by(RuntimeRow.name)).scalars()
+            return [RuntimeRecord.model_validate(r) for r in rows]
+
+    def get_runtime(self, name: str) -> RuntimeRecord:
+        with self._tx() as session:
+            row = session.execute(
+                select(RuntimeRow).where(RuntimeRow.name == name)
+            ).scalar_one_or_none()
+            if row is None:
+                raise NotFoundError(f"no runtime named '{name}'")
+            return RuntimeRecord.model_validate(row)
+
+    # ---- deployments -----------------------------------------------------------------------
+
+    def record_deployment(
+        self, version_id: str, runtime: str, actor: str, reason: str
+    ) -> DeploymentRecord:
+        """Record that a runtime now serves a version: close the runtime's previous deployment,
+        move the version's state (approved → deployed), audit; all in one transaction."""
+        now = utcnow()
+        with self._tx() as session:
+            runtime_row = session.execute(
+                select(RuntimeRow).where(RuntimeRow.name == runtime)
+            ).scalar_one_or_none()
+            if runtime_row is None:
+                raise NotFoundError(f"no runtime named '{runtime}'")
+            row, model = self._locked_version(session, version_id)
+            env = runtime_row.tags.get("env")
+            target = lifecycle.state_after_deploy(State(row.state), env)
+            self._set_state(session, row, model, target, actor, reason)
+            session.execute(
+                update(DeploymentRow)
+                .where(DeploymentRow.runtime_id == runtime_row.id,
+                       DeploymentRow.replaced_at.is_(None))
+                .values(replaced_at=now)
+            )
+            deployment = DeploymentRow(version_id=row.id, runtime_id=runtime_row.id, env=env,
+                                       deployed_at=now, deployed_by=actor, reason=reason)
+            session.add(deployment)
+            session.flush()
+            self._audit(session, actor=actor, action="version.deployed_to", entity="version",
+                        entity_id=row.id, model=model, reason=reason,
+                        detail={"number": row.number, "runtime": runtime, "env": env},
+                        evidence_sha256=row.artifact_sha256)
+            return self._deployment_record(deployment, row, model, runtime)
+
+    def current_deployment(self, runtime: str) -> DeploymentRecord | None:
+        with self._tx() as session:
+            found = session.execute(
+                self._deployment_query()
+                .where(RuntimeRow.name == runtime, DeploymentRow.replaced_at.is_(None))
+            ).one_or_none()
+            return self._deployment_record(*found) if found else None
+
+    def deployments(self, model: str) -> list[DeploymentRecord]:
+        with self._tx() as session:
+            rows = session.execute(
+                self._deployment_query()
+                .where(ModelRow.name == model)
+                .order_by(DeploymentRow.deployed_at, DeploymentRow.id)
+            ).all()
+            return [self._deployment_record(*r) for r in rows]
+
+    def version_in_env_at(self, model: str, env: str, at: datetime) -> VersionRecord | None:
+        """Which version served `env` (e.g. prod) for a model at time `at` (naive UTC)."""
+        with self._tx() as session:
+            found = session.execute(
+                select(VersionRow, ModelRow.name)
+                .join(DeploymentRow, DeploymentRow.version_id == VersionRow.id)
+                .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                .where(
+                    ModelRow.name == model,
+                    DeploymentRow.env == env,
+                    DeploymentRow.deployed_at <= at,
+                    (DeploymentRow.replaced_at.is_(None)) | (DeploymentRow.replaced_at > at),
+                )
+                .order_by(DeploymentRow.deployed_at.desc(), DeploymentRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return self._version_record(*found) if found else None
+
+    @staticmethod
+    def _deployment_query() -> Any:
+        return (
+            select(DeploymentRow, VersionRow, ModelRow.name, RuntimeRow.name)
+            .join(VersionRow, VersionRow.id == DeploymentRow.version_id)
+            .join(ModelRow, ModelRow.id == VersionRow.model_id)
+            .join(RuntimeRow, RuntimeRow.id == DeploymentRow.runtime_id)
+        )
+
+    @staticmethod
+    def _deployment_record(
+        row: DeploymentRow, version: VersionRow, model: str, runtime: str
+    ) -> DeploymentRecord:
+        return DeploymentRecord(
+            id=row.id, model=model, version_number=version.number, version_id=version.id,
+            runtime=runtime, env=row.env, deployed_at=row.deployed_at,
+            replaced_at=row.replaced_at, deployed_by=row.deployed_by, reason=row.reason,
+        )
+
+    # ---- test results ----------------------------------------------------------------------
+
+    def add_test_result(self, result: TestResult, actor: str) -> TestResult:
+        with self._tx() as session:
+            _, model = self._locked_version(session, result.version_id)
+            data = result.model_dump(mode="json")
+            data["created_at"] = result.created_at
+            session.add(TestResultRow(**data))
+            self._audit(session, actor=actor, action="test_result.recorded", entity="version",
+                        entity_id=result.version_id, model=model,
+                        detail={"kind": result.kind, "passed": result.passed,
+                                "metrics": result.metrics},
+                        evidence_sha256=result.dataset_sha256)
+            return result
+
+    def test_results(self, version_id: str) -> list[TestResult]:
+        with self._tx() as session:
+            rows = session.execute(
+                select(TestResultRow)
+                .where(TestResultRow.version_id == version_id)
+                .order_by(TestResultRow.created_at)
+            ).scalars()
+            return [TestResult.model_validate(r) for r in rows]

@@ -1,0 +1,131 @@
+"""The registry's tables (SQLAlchemy 2). Changes here need an Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(255))
+    risk_tier: Mapped[str] = mapped_column(String(16))
+    tags: Mapped[dict[str, Any]]
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class VersionRow(Base):
+    __tablename__ = "versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "number"),
+        UniqueConstraint("model_id", "source_sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    number: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    # sha256 of the artifact, or of model.yaml + training data for a package still to train;
+    # the same source submitted twice is the same version.
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    artifact_uri: Mapped[str | None] = mapped_column(Text)
+    artifact_sha256: Mapped[str | None] = mapped_column(String(64))
+    format: Mapped[str | None] = mapped_column(String(16))
+    artifact_types: Mapped[list[Any]]
+    trusted_types: Mapped[list[Any]]
+    input_schema: Mapped[list[Any]]
+    label: Mapped[str] = mapped_column(String(255))
+    metrics: Mapped[list[Any]]
+    sensitive_attributes: Mapped[list[Any]]
+    sample_rows: Mapped[list[Any]]
+    training: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    parent_version_id: Mapped[str | None] = mapped_column(ForeignKey("versions.id"))
+    training_data_sha256: Mapped[str | None] = mapped_column(String(64))
+    parameters: Mapped[dict[str, Any]]
+    seed: Mapped[int | None]
+    package_uri: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class RuntimeRow(Base):
+    __tablename__ = "runtimes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    tags: Mapped[dict[str, Any]]
+    capabilities: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    last_heartbeat: Mapped[datetime]
+
+
+class DeploymentRow(Base):
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_env_time", "env", "deployed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    runtime_id: Mapped[int] = mapped_column(ForeignKey("runtimes.id"), index=True)
+    env: Mapped[str | None] = mapped_column(String(63))  # the runtime's env tag at the time
+    deployed_at: Mapped[datetime]
+    replaced_at: Mapped[datetime | None]
+    deployed_by: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class TestResultRow(Base):
+    __tablename__ = "test_results"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dataset_uri: Mapped[str] = mapped_column(Text)
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]]
+    thresholds: Mapped[list[Any]]
+    passed: Mapped[bool]
+    report_uri: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """Append-only; each row's hash covers its content and the previous row's hash."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(63), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    evidence_sha256: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHeadRow(Base):
+    """One row: the last sequence number and hash, locked while a row is appended, so that the
+    chain never forks and a removed last row is noticed."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,145 @@
+"""Runtimes: choosing one by tags (pure), talking to it over HTTP, deploying versions onto it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from mlc_tasks import lifecycle
+from mlc_tasks.errors import (
+    InvalidInputError,
+    MlcError,
+    RuntimeSelectionError,
+    RuntimeUnavailableError,
+)
+from mlc_tasks.registry import DeploymentRecord, Registry, RuntimeRecord, VersionRecord
+from mlc_tasks.scoring import Column
+
+log = logging.getLogger(__name__)
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    """`env=prod,zone=eu` → {"env": "prod", "zone": "eu"}."""
+    tags: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidInputError(f"tags: '{part}' is not key=value (e.g. env=prod,zone=eu)")
+        tags[key.strip()] = value.strip()
+    if not tags:
+        raise InvalidInputError("tags: give at least one key=value")
+    return tags
+
+
+def select_runtime(runtimes: list[RuntimeRecord], wanted: dict[str, str]) -> RuntimeRecord:
+    """The one runtime whose tags include all wanted tags; none or several is an error."""
+    matches = [r for r in runtimes if all(r.tags.get(k) == v for k, v in wanted.items())]
+    wanted_text = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
+    if not matches:
+        known = "; ".join(f"{r.name} ({_tag_text(r.tags)})" for r in runtimes) or "none registered"
+        raise RuntimeSelectionError(f"no runtime matches {wanted_text}; runtimes: {known}")
+    if len(matches) > 1:
+        names = ", ".join(r.name for r in matches)
+        raise RuntimeSelectionError(
+            f"{len(matches)} runtimes match {wanted_text} ({names}); add a tag to choose one"
+        )
+    return matches[0]
+
+
+def _tag_text(tags: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+class DeployRequest(BaseModel):
+    """What a runtime needs to fetch, check, load and warm up a version."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version_id: str
+    model: str
+    number: int
+    artifact_uri: str
+    artifact_sha256: str
+    trusted_types: list[str]
+    input_schema: list[Column]
+    sample_rows: list[dict[str, Any]]
+
+    @classmethod
+    def for_version(cls, version: VersionRecord) -> DeployRequest:
+        if version.artifact_uri is None or version.artifact_sha256 is None:
+            raise InvalidInputError(f"{version.ref} has no artifact yet (train it first)")
+        return cls(
+            version_id=version.id, model=version.model, number=version.number,
+            artifact_uri=version.artifact_uri, artifact_sha256=version.artifact_sha256,
+            trusted_types=version.trusted_types, input_schema=version.input_schema,
+            sample_rows=version.sample_rows,
+        )
+
+
+class RuntimeClient:
+    """HTTP client for one runtime's admin and health endpoints."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.url, timeout=timeout, follow_redirects=False,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def deploy(self, request: DeployRequest) -> dict[str, Any]:
+        return self._call("POST", "/admin/deploy", json=request.model_dump(mode="json"))
+
+    def rollback(self) -> dict[str, Any]:
+        return self._call("POST", "/admin/rollback")
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise RuntimeUnavailableError(f"runtime at {self.url} did not answer: {exc}") from exc
+        if response.status_code >= 500:
+            raise RuntimeUnavailableError(
+                f"runtime at {self.url}{path} failed ({response.status_code}): {response.text}"
+            )
+        if response.status_code >= 400:
+            raise MlcError(f"runtime at {self.url}{path} refused ({response.status_code}): "
+                           f"{_detail(response)}")
+        result: dict[str, Any] = response.json()
+        return result
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", response.text))
+    except ValueError:
+        return response.text
+
+
+def deploy_version(
+    registry: Registry,
+    client: RuntimeClient,
+    runtime: RuntimeRecord,
+    version: VersionRecord,
+    actor: str,
+    reason: str = "",
+) -> DeploymentRecord | None:
+    """Deploy onto the runtime, then record it. Checks run before the runtime is touched; if the
+    runtime fails, the registry is unchanged. Returns None when the runtime already serves the
+    version and the registry knows it (nothing done twice)."""
+    lifecycle.check_deployable(version.state, runtime.tags.get("env"))
+    request = DeployRequest.for_version(version)
+    current = registry.current_deployment(runtime.name)
+    serving = (client.health().get("deployed") or {}).get("version_id")
+    if current and current.version_id == version.id and serving == version.id:
+        log.info("%s already serves %s; nothing to do", runtime.name, version.ref)
+        return None
+    client.deploy(request)
+    record = registry.record_deployment(version.id, runtime.name, actor, reason)
+    log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
+    return record

@@ -1,0 +1,90 @@
+"""Settings, read once at the start of a run (environment prefix MLC_) and passed down."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RuntimeConfig(BaseModel):
+    """A runtime that `mlc up` starts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    tags: dict[str, str]
+    port: int = Field(ge=1, le=65535)
+
+
+DEFAULT_RUNTIMES = [
+    RuntimeConfig(name="qa", tags={"env": "qa"}, port=8701),
+    RuntimeConfig(name="prod", tags={"env": "prod"}, port=8702),
+]
+
+
+# Reviewed by the maintainers: sklearn's Cython tree holds node arrays and no callables; skops
+# leaves it out of its defaults only because it is not a plain Python class.
+REVIEWED_TYPES = ("sklearn.tree._tree.Tree",)
+
+
+class MlcSettings(BaseSettings):
+    """Everything configurable; nothing here touches the disk until a method is called."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_", extra="ignore")
+
+    home: Path = Field(
+        default_factory=lambda: Path.home() / ".mlc",
+        description="Folder for the registry database, artifacts and local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the registry; default: SQLite file under home.",
+    )
+    artifact_store_url: str | None = Field(
+        default=None,
+        description="fsspec URL of the content-addressed artifact store; default: home/artifacts.",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for runtime admin endpoints; default: generated under home.",
+    )
+    trusted_types: list[str] = Field(
+        default_factory=lambda: list(REVIEWED_TYPES),
+        description="Types a person reviewed, trusted in skops artifacts beyond skops' defaults.",
+    )
+    runtimes: list[RuntimeConfig] = Field(
+        default_factory=lambda: list(DEFAULT_RUNTIMES),
+        description="Runtimes that `mlc up` starts.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address servers started by mlc bind to.")
+    prefect_port: int = Field(default=4200, description="Port of the Prefect server mlc up starts.")
+    heartbeat_seconds: float = Field(default=15.0, gt=0, description="Runtime heartbeat period.")
+    request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
+
+    def registry_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
+
+    def artifact_url(self) -> str:
+        return self.artifact_store_url or str(self.home / "artifacts")
+
+    def prefect_api_url(self) -> str:
+        return f"http://{self.host}:{self.prefect_port}/api"
+
+    def resolved_admin_token(self) -> str:
+        """The configured token, or one generated once and kept (mode 0600) under home."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value()
+        path = self.home / "admin-token"
+        self.home.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: when two processes start together, one writes and both read the same
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32))
+        return path.read_text().strip()
