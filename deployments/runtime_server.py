@@ -33,6 +33,10 @@ from mlc_tasks.serialization import load_artifact
 log = logging.getLogger(__name__)
 
 
+# Module level: FastAPI resolves string annotations against module globals.
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+
+
 def capabilities() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -96,11 +100,7 @@ def create_app(
     """The runtime app; with a registry it registers itself, restores what the registry says it
     serves, and beats its heartbeat."""
     slot = ScoringSlot()
-    bearer = HTTPBearer(auto_error=False)
-
-    def require_admin(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
+    def require_admin(creds: Credentials) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(401, "admin endpoints need the runtime's bearer token")
 

@@ -62,7 +62,8 @@ class Supervisor:
                            f"PREFECT_API_URL={self.api_url} to use it")
         self.env.update(PREFECT_HOME=str(self.settings.home / "prefect"),
                         PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port),
-                        PREFECT_UI_API_URL=self.api_url)
+                        PREFECT_UI_API_URL=self.api_url,
+                        PREFECT_SERVER_ANALYTICS_ENABLED="false")
         self.spawn("prefect-server", [PYTHON, "-m", "prefect", "server", "start",
                                       "--host", host, "--port", str(port)])
         wait_healthy(f"{self.api_url}/health", "Prefect server", 120, self.children[-1][1])

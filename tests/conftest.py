@@ -1,0 +1,162 @@
+"""Shared fixtures: real databases (SQLite, and PostgreSQL when MLC_TEST_DATABASE_URL is set),
+generated example packages, and real runtime processes on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.registry import Registry
+from mlc_tasks.settings import MlcSettings
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "test-admin-token"
+PG_URL = os.environ.get("MLC_TEST_DATABASE_URL")
+# CI always sets it (.ci/run starts PostgreSQL); there a missing URL fails rather than skips.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
+    not PG_URL and not os.environ.get("CI"), reason="MLC_TEST_DATABASE_URL not set"))]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty registry database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    yield from _fresh_postgres_database()
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    assert PG_URL, "MLC_TEST_DATABASE_URL must be set in CI (.ci/run starts PostgreSQL)"
+    name = f"mlc_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> MlcSettings:
+    """Settings on each registry backend (registry tests)."""
+    return MlcSettings(home=tmp_path / "home", database_url=database_url, admin_token=TOKEN)
+
+
+@pytest.fixture
+def local_settings(tmp_path: Path) -> MlcSettings:
+    """Settings on the default SQLite registry (runtime, CLI and flow tests)."""
+    return MlcSettings(home=tmp_path / "home", admin_token=TOKEN)
+
+
+@pytest.fixture
+def registry(settings: MlcSettings) -> Iterator[Registry]:
+    reg = Registry(settings.registry_url())
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def store(settings: MlcSettings) -> ArtifactStore:
+    return ArtifactStore(settings.artifact_url())
+
+
+@pytest.fixture(scope="session")
+def examples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled example packages, generated once per session (data and artifacts)."""
+    target = tmp_path_factory.mktemp("examples")
+    for name in ("credit-risk", "house-prices"):
+        shutil.copytree(REPO / "examples" / name, target / name,
+                        ignore=shutil.ignore_patterns("data", "model.skops"))
+    subprocess.run([sys.executable, str(REPO / "examples" / "generate.py"),
+                    str(target / "credit-risk"), str(target / "house-prices")],
+                   check=True, capture_output=True)
+    return target
+
+
+@pytest.fixture
+def package(examples_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the credit-risk package that a test may change."""
+    return Path(shutil.copytree(examples_dir / "credit-risk", tmp_path / "credit-risk"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mlc_env(settings: MlcSettings) -> dict[str, str]:
+    """Environment for an `mlc` process that uses these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLC_")}
+    env.update(MLC_HOME=str(settings.home), MLC_DATABASE_URL=settings.registry_url(),
+               MLC_ADMIN_TOKEN=TOKEN, MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
+               PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens: events fail fast
+    return env
+
+
+def mlc_bin() -> str:
+    """The installed `mlc` entry point beside this interpreter."""
+    path = Path(sys.executable).parent / "mlc"
+    assert path.exists(), f"{path} missing: install the project (make setup)"
+    return str(path)
+
+
+class RuntimeProcess:
+    """`mlc runtime start` as a real uvicorn process on a loopback port."""
+
+    def __init__(self, settings: MlcSettings, name: str, tags: str) -> None:
+        self.settings, self.name, self.tags = settings, name, tags
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RuntimeProcess:
+        self.process = subprocess.Popen(
+            [mlc_bin(), "runtime", "start", self.name, "--tags", self.tags, "--port",
+             str(self.port)], env=mlc_env(self.settings), stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"runtime exited: {self.process.stderr.read().decode()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("runtime did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def start_runtime(local_settings: MlcSettings) -> Iterator[object]:
+    started: list[RuntimeProcess] = []
+
+    def start(name: str = "qa", tags: str = "env=qa") -> RuntimeProcess:
+        runtime = RuntimeProcess(local_settings, name, tags).start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.stop()

@@ -1,0 +1,48 @@
+import pytest
+
+from mlc_tasks.errors import IllegalTransitionError
+from mlc_tasks.lifecycle import State, check_deployable, check_transition, state_after_deploy
+
+S = State
+ALLOWED = {
+    (S.SUBMITTED, S.TRAINED), (S.SUBMITTED, S.TESTED), (S.SUBMITTED, S.REJECTED),
+    (S.SUBMITTED, S.FAILED), (S.TRAINED, S.TESTED), (S.TRAINED, S.REJECTED),
+    (S.TRAINED, S.FAILED), (S.TESTED, S.APPROVED), (S.TESTED, S.REJECTED), (S.TESTED, S.FAILED),
+    (S.APPROVED, S.DEPLOYED), (S.APPROVED, S.REJECTED), (S.APPROVED, S.FAILED),
+    (S.DEPLOYED, S.RETIRED),
+}
+
+
+@pytest.mark.parametrize("current", list(S))
+@pytest.mark.parametrize("target", list(S))
+def test_transition_table(current: State, target: State) -> None:
+    if (current, target) in ALLOWED:
+        check_transition(current, target)
+    else:
+        with pytest.raises(IllegalTransitionError, match=f"{current} → {target}"):
+            check_transition(current, target)
+
+
+@pytest.mark.parametrize(
+    ("state", "env", "after"),
+    [
+        (S.SUBMITTED, "qa", S.SUBMITTED),
+        (S.TESTED, "qa", S.TESTED),
+        (S.APPROVED, "qa", S.DEPLOYED),
+        (S.APPROVED, "prod", S.DEPLOYED),
+        (S.DEPLOYED, "prod", S.DEPLOYED),
+        (S.SUBMITTED, None, S.SUBMITTED),
+    ],
+)
+def test_state_after_deploy(state: State, env: str | None, after: State) -> None:
+    assert state_after_deploy(state, env) == after
+
+
+@pytest.mark.parametrize(
+    ("state", "env"),
+    [(S.SUBMITTED, "prod"), (S.TESTED, "prod"), (S.REJECTED, "qa"), (S.RETIRED, "qa"),
+     (S.FAILED, "prod")],
+)
+def test_not_deployable(state: State, env: str) -> None:
+    with pytest.raises(IllegalTransitionError):
+        check_deployable(state, env)

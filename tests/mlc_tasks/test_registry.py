@@ -1,0 +1,177 @@
+"""The inventory against a real database (SQLite; PostgreSQL when MLC_TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import IllegalTransitionError, InvalidPackageError, NotFoundError
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import Registry
+from mlc_tasks.registry.store import utcnow
+from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
+from mlc_tasks.submission import submit_package
+
+
+def submit(package: Path, registry: Registry, store: ArtifactStore, actor: str = "ana"):
+    return submit_package(package, registry, store, list(REVIEWED_TYPES), actor)
+
+
+def test_submit_registers_model_and_version(package, registry, store) -> None:
+    version, created = submit(package, registry, store)
+    assert created and version.number == 1 and version.state == State.SUBMITTED
+    assert version.artifact_sha256 and Path(version.artifact_uri).exists()
+    assert version.training_data_sha256 and version.seed == 7
+    assert version.parameters == {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1}
+    assert "sklearn.tree._tree.Tree" in version.artifact_types
+    assert version.sensitive_attributes == ["gender"]
+    model = registry.get_model("credit-risk")
+    assert (model.type, model.risk_tier, model.tags["team"]) == ("classification", "high",
+                                                                  "lending")
+    actions = [e.action for e in registry.audit_events("credit-risk")]
+    assert actions == ["model.created", "version.submitted"]
+
+
+def test_same_artifact_twice_is_one_version(package, registry, store) -> None:
+    first, _ = submit(package, registry, store)
+    again, created = submit(package, registry, store, actor="bob")
+    assert not created and again.id == first.id
+    assert [v.number for v in registry.list_versions("credit-risk")] == [1]
+
+
+def test_new_artifact_is_next_version(package, examples_dir, registry, store) -> None:
+    submit(package, registry, store)
+    (package / "model.skops").write_bytes((examples_dir / "house-prices" /
+                                           "model.skops").read_bytes())
+    second, created = submit(package, registry, store)
+    assert created and second.number == 2
+
+
+def test_bad_package_writes_nothing(package, registry, store, settings: MlcSettings) -> None:
+    (package / "model.yaml").write_text((package / "model.yaml").read_text()
+                                        .replace("risk_tier: high", "risk_tier: extreme"))
+    with pytest.raises(InvalidPackageError, match="risk_tier"):
+        submit(package, registry, store)
+    assert registry.list_models() == []
+    assert registry.audit_events() == []
+    assert not Path(settings.artifact_url()).exists()
+
+
+def test_illegal_transition_changes_nothing(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+    events_before = len(registry.audit_events())
+    with pytest.raises(IllegalTransitionError, match="submitted → approved"):
+        registry.transition(version.id, State.APPROVED, "ana")
+    assert registry.get_version("credit-risk", 1).state == State.SUBMITTED
+    assert len(registry.audit_events()) == events_before
+
+
+def test_legal_transitions_are_audited_with_reason(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+    registry.transition(version.id, State.TESTED, "ci", "all thresholds met")
+    registry.transition(version.id, State.APPROVED, "risk-officer", "reviewed evidence")
+    last = registry.audit_events("credit-risk")[-1]
+    assert (last.actor, last.action, last.reason) == ("risk-officer", "version.approved",
+                                                      "reviewed evidence")
+    assert last.detail == {"number": 1, "from": "tested", "to": "approved"}
+
+
+def test_unknown_names_are_clear(registry) -> None:
+    with pytest.raises(NotFoundError, match="no model named 'nope'"):
+        registry.list_versions("nope")
+    with pytest.raises(NotFoundError, match="no runtime named 'mars'"):
+        registry.get_runtime("mars")
+
+
+def test_which_version_was_in_production_at_time_t(package, examples_dir, registry, store):
+    registry.upsert_runtime("prod", "http://127.0.0.1:1", {"env": "prod"}, {})
+    registry.upsert_runtime("qa", "http://127.0.0.1:2", {"env": "qa"}, {})
+    v1, _ = submit(package, registry, store)
+    (package / "model.skops").write_bytes((examples_dir / "house-prices" /
+                                           "model.skops").read_bytes())
+    v2, _ = submit(package, registry, store)
+    for v in (v1, v2):
+        registry.transition(v.id, State.TESTED, "ci")
+        registry.transition(v.id, State.APPROVED, "boss")
+    before_any = utcnow()
+    registry.record_deployment(v1.id, "prod", "ops", "first release")
+    during_v1 = utcnow()
+    registry.record_deployment(v2.id, "qa", "ops", "try v2")
+    registry.record_deployment(v2.id, "prod", "ops", "second release")
+    during_v2 = utcnow()
+
+    assert registry.version_in_env_at("credit-risk", "prod", before_any - timedelta(1)) is None
+    assert registry.version_in_env_at("credit-risk", "prod", during_v1).number == 1
+    assert registry.version_in_env_at("credit-risk", "prod", during_v2).number == 2
+    assert registry.version_in_env_at("credit-risk", "qa", during_v1) is None
+    assert registry.get_version("credit-risk", 1).state == State.DEPLOYED
+    history = registry.deployments("credit-risk")
+    assert [(d.runtime, d.version_number, d.replaced_at is None) for d in history] == [
+        ("prod", 1, False), ("qa", 2, True), ("prod", 2, True)]
+
+
+def test_production_refuses_unapproved_versions(package, registry, store) -> None:
+    registry.upsert_runtime("prod", "http://127.0.0.1:1", {"env": "prod"}, {})
+    version, _ = submit(package, registry, store)
+    with pytest.raises(IllegalTransitionError, match="production takes approved versions"):
+        registry.record_deployment(version.id, "prod", "ops", "")
+    assert registry.deployments("credit-risk") == []
+
+
+def test_audit_verify_finds_an_edited_row(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+    registry.transition(version.id, State.TESTED, "ci")
+    assert registry.verify_audit().ok
+    with registry.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    report = registry.verify_audit()
+    assert not report.ok and "event 2 was altered" in report.problem
+
+
+def test_audit_verify_finds_a_deleted_row(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+    registry.transition(version.id, State.TESTED, "ci")
+    with registry.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq = 3"))
+    report = registry.verify_audit()
+    assert not report.ok and "rows removed" in report.problem
+
+
+def test_migrations_apply_once(settings: MlcSettings) -> None:
+    Registry(settings.registry_url()).close()
+    again = Registry(settings.registry_url())
+    with again.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    again.close()
+
+
+def _submit_in_process(package: str, url: str, store_url: str, queue) -> None:
+    registry = Registry(url)
+    version, _ = submit_package(package, registry, ArtifactStore(store_url),
+                                list(REVIEWED_TYPES), "racer")
+    queue.put(version.id)
+
+
+def test_concurrent_submissions_from_two_processes_make_one_version(
+    package, settings: MlcSettings
+) -> None:
+    Registry(settings.registry_url()).close()  # schema first, as `mlc up` would
+    spawn = multiprocessing.get_context("spawn")
+    queue = spawn.Queue()
+    args = (str(package), settings.registry_url(), settings.artifact_url(), queue)
+    racers = [spawn.Process(target=_submit_in_process, args=args) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(120)
+        assert racer.exitcode == 0
+    ids = {queue.get(timeout=5), queue.get(timeout=5)}
+    registry = Registry(settings.registry_url())
+    assert len(ids) == 1 and len(registry.list_versions("credit-risk")) == 1
+    assert registry.verify_audit().ok
+    registry.close()
