@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deployments.context import Context, current_user
-from mlc_tasks import events, runtimes
+from mlc_tasks import runtimes
 from mlc_tasks.errors import MlcError, TransientError
-from mlc_tasks.submission import submit_package
 
 app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -68,6 +67,9 @@ def submit(
     as_user: AsUser = None,
 ) -> None:
     """Validate a model package, store it, register a version and mark it ready."""
+    from mlc_tasks import events  # Prefect and skops take seconds to import: only when needed
+    from mlc_tasks.submission import submit_package
+
     ctx, actor = Context(), as_user or current_user()
     version, created = submit_package(path, ctx.registry, ctx.store(),
                                       ctx.settings.trusted_types, actor)
@@ -136,9 +138,10 @@ def deploy(
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual deploy",
 ) -> None:
     """Deploy a version onto the one runtime whose tags match."""
+    wanted = runtimes.parse_tags(tags)
     ctx = Context()
     record = ctx.registry.get_version(name, version)
-    runtime = runtimes.select_runtime(ctx.registry.list_runtimes(), runtimes.parse_tags(tags))
+    runtime = runtimes.select_runtime(ctx.registry.list_runtimes(), wanted)
     done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime,
                                    record, as_user or current_user(), reason)
     verb = "deployed" if done else "already deployed"

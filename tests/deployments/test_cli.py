@@ -1,0 +1,114 @@
+"""The `mlc` command through its installed entry point, as a person runs it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlc_tasks.settings import MlcSettings
+from tests.conftest import mlc_bin, mlc_env
+
+COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
+            ["up"], ["runtime"], ["runtime", "start"]]
+
+
+@pytest.fixture
+def mlc(local_settings: MlcSettings):
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([mlc_bin(), *args], env=mlc_env(local_settings), text=True,
+                              capture_output=True, timeout=120)
+        assert (done.returncode == 0) == ok, f"{args}: {done.returncode}\n{done.stderr}"
+        return done
+
+    return run
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "mlc")
+def test_help_everywhere(mlc, command: list[str]) -> None:
+    assert "Usage" in mlc(*command, "--help").stdout
+
+
+def test_submit_list_and_audit(mlc, examples_dir: Path) -> None:
+    done = mlc("submit", str(examples_dir / "credit-risk"), "--as", "ana")
+    version_id = done.stdout.strip().splitlines()[-1]
+    assert "registered credit-risk:1" in done.stdout
+    assert "did not take the event" in done.stderr  # no Prefect server in this test
+    again = mlc("submit", str(examples_dir / "credit-risk"))
+    assert again.stdout.strip().splitlines()[-1] == version_id
+    assert "already registered" in again.stdout
+
+    models = json.loads(mlc("models", "--json").stdout)
+    assert [m["name"] for m in models] == ["credit-risk"]
+    assert json.loads(mlc("models", "credit-risk", "--json").stdout)[0]["risk_tier"] == "high"
+    versions = json.loads(mlc("versions", "credit-risk", "--json").stdout)
+    assert [(v["number"], v["id"], v["state"]) for v in versions] == [(1, version_id,
+                                                                      "submitted")]
+    events = json.loads(mlc("audit", "credit-risk", "--json").stdout)
+    assert [(e["actor"], e["action"]) for e in events] == [("ana", "model.created"),
+                                                          ("ana", "version.submitted")]
+    assert "credit-risk" in mlc("versions", "credit-risk").stdout  # the table form
+
+
+def test_bad_package_names_the_field_and_writes_nothing(mlc, package: Path) -> None:
+    text = (package / "model.yaml").read_text().replace("type: classification", "type: magic")
+    (package / "model.yaml").write_text(text)
+    done = mlc("submit", str(package), ok=False)
+    assert "field 'type'" in done.stderr and "Traceback" not in done.stderr
+    assert json.loads(mlc("models", "--json").stdout) == []
+
+
+def test_pickle_package_is_refused(mlc, package: Path) -> None:
+    import pickle
+
+    (package / "model.skops").write_bytes(pickle.dumps({"a": 1}))
+    done = mlc("submit", str(package), ok=False)
+    assert "pickle/joblib artifacts are refused" in done.stderr
+
+
+def test_unknown_names(mlc) -> None:
+    assert "no model named 'ghost'" in mlc("versions", "ghost", ok=False).stderr
+    assert "no model named 'ghost'" in mlc("deploy", "ghost", "1", "--tags", "env=qa",
+                                           ok=False).stderr
+    assert "not key=value" in mlc("deploy", "ghost", "1", "--tags", "qa", ok=False).stderr
+
+
+def test_deploy_and_predict_like_the_readme(mlc, examples_dir: Path, start_runtime) -> None:
+    mlc("submit", str(examples_dir / "credit-risk"))
+    runtime = start_runtime("qa", "env=qa")
+    start_runtime("prod", "env=prod")
+    runtimes = json.loads(mlc("runtimes", "--json").stdout)
+    assert sorted(r["name"] for r in runtimes) == ["prod", "qa"]
+
+    assert "deployed credit-risk:1 on qa" in mlc("deploy", "credit-risk", "1", "--tags",
+                                                  "env=qa", "--as", "bob").stdout
+    body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
+    assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
+    assert "already deployed" in mlc("deploy", "credit-risk", "1", "--tags", "env=qa").stdout
+    refused = mlc("deploy", "credit-risk", "1", "--tags", "env=prod", ok=False)
+    assert "production takes approved versions only" in refused.stderr
+    assert "no runtime matches env=staging" in mlc("deploy", "credit-risk", "1", "--tags",
+                                                   "env=staging", ok=False).stderr
+
+
+def test_deploy_to_a_runtime_that_is_down(mlc, examples_dir: Path, start_runtime) -> None:
+    mlc("submit", str(examples_dir / "credit-risk"))
+    start_runtime("qa", "env=qa").stop()
+    before = mlc("audit", "--json").stdout
+    done = mlc("deploy", "credit-risk", "1", "--tags", "env=qa", ok=False)
+    assert "did not answer" in done.stderr and "Traceback" not in done.stderr
+    assert mlc("audit", "--json").stdout == before
+
+
+def test_audit_verify_fails_after_a_row_is_edited_by_hand(mlc, examples_dir: Path,
+                                                          local_settings: MlcSettings) -> None:
+    mlc("submit", str(examples_dir / "credit-risk"))
+    assert "audit log intact: 2 events" in mlc("audit", "verify").stdout
+    with sqlite3.connect(local_settings.home / "registry.db") as db:
+        db.execute("UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 2")
+    broken = mlc("audit", "verify", ok=False)
+    assert "BROKEN" in broken.stdout and "event 2 was altered" in broken.stdout
