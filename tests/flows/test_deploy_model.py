@@ -1,0 +1,69 @@
+"""deploy-model and the model-ready event on a real Prefect server with a real runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from flows.deploy_model import deploy_model
+from mlc_tasks.settings import MlcSettings
+from tests.conftest import REPO, TOKEN, mlc_bin, mlc_env
+
+
+@pytest.fixture
+def mlc_settings_env(local_settings: MlcSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flow builds its settings from the environment, as a served deployment does."""
+    monkeypatch.setenv("MLC_HOME", str(local_settings.home))
+    monkeypatch.setenv("MLC_ADMIN_TOKEN", TOKEN)
+
+
+def submit(settings: MlcSettings, package: Path, api_url: str) -> str:
+    env = {**mlc_env(settings), "PREFECT_API_URL": api_url}
+    done = subprocess.run([mlc_bin(), "submit", str(package), "--as", "ana"], env=env,
+                          text=True, capture_output=True, timeout=120, check=True)
+    assert "did not take the event" not in done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_submit_emits_model_ready_event(local_settings, examples_dir, prefect_server) -> None:
+    version_id = submit(local_settings, examples_dir / "house-prices", prefect_server)
+    query = {"filter": {"event": {"name": ["mlc.model.ready"]},
+                        "resource": {"id": [f"mlc.version.{version_id}"]}}}
+    deadline, found = time.monotonic() + 30, []
+    while not found and time.monotonic() < deadline:
+        found = httpx.post(f"{prefect_server}/events/filter", json=query).json()["events"]
+        time.sleep(0.5)
+    assert len(found) == 1
+    assert found[0]["payload"] == {"model": "house-prices", "number": 1,
+                                   "version_id": version_id, "submitted_by": "ana"}
+
+
+def test_deploy_model_flow(local_settings, examples_dir, start_runtime, mlc_settings_env,
+                           prefect_server) -> None:
+    submit(local_settings, examples_dir / "credit-risk", prefect_server)
+    runtime = start_runtime("qa", "env=qa")
+    outcome = deploy_model("credit-risk", 1, {"env": "qa"}, actor="carol", reason="try it")
+    assert outcome == "credit-risk:1 deployed on qa"
+    body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
+    assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
+    assert deploy_model("credit-risk", 1, {"env": "qa"}, actor="carol") == (
+        "credit-risk:1 already on qa")
+
+
+def test_every_prefect_yaml_entrypoint_imports_and_is_served() -> None:
+    from deployments.serve import all_deployments
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    served = {d.name for d in all_deployments()}
+    for deployment in config["deployments"]:
+        flow = load_flow_from_entrypoint(str(REPO / deployment["entrypoint"]))
+        assert flow.name == deployment["name"], "a flow's name equals its deployment name"
+        assert deployment["name"] in served
+    assert served == {d["name"] for d in config["deployments"]}
