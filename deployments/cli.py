@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from deployments.context import Context, current_user
 from mlc_tasks import runtimes
-from mlc_tasks.errors import MlcError, TransientError
+from mlc_tasks.errors import InvalidInputError, MlcError, TransientError
 
 app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -146,6 +147,37 @@ def deploy(
                                    record, as_user or current_user(), reason)
     verb = "deployed" if done else "already deployed"
     typer.echo(f"{verb} {record.ref} on {runtime.name} ({runtime.url}/invocations)")
+
+
+@app.command("deployments")
+@friendly
+def list_deployments(
+    name: str,
+    env: Annotated[str | None, typer.Option(help="With --at: the runtime env tag, e.g. prod.")
+                   ] = None,
+    at: Annotated[datetime | None, typer.Option(
+        help="Which version served --env at this time (UTC), e.g. 2026-11-26T08:00:00.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """A model's deployment history, or which version served an env at a time."""
+    registry = Context().registry
+    if at is not None or env is not None:
+        if at is None or env is None:
+            raise InvalidInputError("--env and --at go together")
+        found = registry.version_in_env_at(name, env, at.replace(tzinfo=None))
+        if json_out:
+            typer.echo(json.dumps(found.model_dump(mode="json") if found else None, indent=2))
+        else:
+            typer.echo(f"{found.ref} (id {found.id})" if found else f"nothing served {env} then")
+        return
+    history = registry.deployments(name)
+    if json_out:
+        emit_json(history)
+        return
+    show_table(f"deployments of {name}", ["version", "runtime", "env", "from", "to", "by", "why"],
+               [[d.version_number, d.runtime, d.env, f"{d.deployed_at:%Y-%m-%d %H:%M:%S}",
+                 f"{d.replaced_at:%Y-%m-%d %H:%M:%S}" if d.replaced_at else "now",
+                 d.deployed_by, d.reason] for d in history])
 
 
 @app.command()

@@ -111,6 +111,8 @@ class TestResult(Record):
     """The standard test record: version, dataset (uri + hash), metrics, each threshold with
     value and pass, overall pass, report link."""
 
+    __test__ = False  # not a pytest test class, despite its name
+
     id: str
     version_id: str
     kind: str

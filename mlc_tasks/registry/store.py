@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,8 +70,6 @@ class Registry:
 
     def __init__(self, url: str, migrate: bool = True) -> None:
         if url.startswith("sqlite:///"):
-            from pathlib import Path
-
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_registry_engine(url)
         if migrate:
@@ -165,12 +164,10 @@ class Registry:
             ).scalar_one_or_none()
             if existing is not None:
                 return self._version_record(existing, model.name), False
-            number = 1 + max(
-                session.execute(
-                    select(VersionRow.number).where(VersionRow.model_id == model.id)
-                ).scalars(),
-                default=0,
-            )
+            last = session.execute(
+                select(func.max(VersionRow.number)).where(VersionRow.model_id == model.id)
+            ).scalar()
+            number = (last or 0) + 1
             row = VersionRow(
                 id=uuid.uuid4().hex,
                 model_id=model.id,

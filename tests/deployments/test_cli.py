@@ -14,6 +14,7 @@ from mlc_tasks.settings import MlcSettings
 from tests.conftest import mlc_bin, mlc_env
 
 COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
+            ["deployments"],
             ["up"], ["runtime"], ["runtime", "start"]]
 
 
@@ -89,6 +90,14 @@ def test_deploy_and_predict_like_the_readme(mlc, examples_dir: Path, start_runti
     body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
     assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
     assert "already deployed" in mlc("deploy", "credit-risk", "1", "--tags", "env=qa").stdout
+    history = json.loads(mlc("deployments", "credit-risk", "--json").stdout)
+    assert [(d["runtime"], d["deployed_by"], d["replaced_at"]) for d in history] == [
+        ("qa", "bob", None)]
+    now = history[0]["deployed_at"]
+    assert mlc("deployments", "credit-risk", "--env", "qa", "--at", now).stdout.startswith(
+        "credit-risk:1")
+    assert "nothing served prod" in mlc("deployments", "credit-risk", "--env", "prod",
+                                        "--at", now).stdout
     refused = mlc("deploy", "credit-risk", "1", "--tags", "env=prod", ok=False)
     assert "production takes approved versions only" in refused.stderr
     assert "no runtime matches env=staging" in mlc("deploy", "credit-risk", "1", "--tags",

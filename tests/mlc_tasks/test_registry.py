@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import IllegalTransitionError, InvalidPackageError, NotFoundError
 from mlc_tasks.lifecycle import State
-from mlc_tasks.registry import Registry
+from mlc_tasks.registry import Registry, TestResult, ThresholdCheck
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
@@ -79,6 +80,20 @@ def test_legal_transitions_are_audited_with_reason(package, registry, store) -> 
     assert (last.actor, last.action, last.reason) == ("risk-officer", "version.approved",
                                                       "reviewed evidence")
     assert last.detail == {"number": 1, "from": "tested", "to": "approved"}
+
+
+def test_test_result_is_stored_whole_and_audited(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+    result = TestResult(
+        id=uuid.uuid4().hex, version_id=version.id, kind="test", dataset_uri="data/test.csv",
+        dataset_sha256="ab" * 32, metrics={"accuracy": 0.91, "roc_auc": 0.83},
+        thresholds=[ThresholdCheck(metric="roc_auc", op=">=", threshold=0.8, value=0.83,
+                                   passed=True)],
+        passed=True, report_uri=None, created_at=utcnow())
+    registry.add_test_result(result, "ci")
+    assert registry.test_results(version.id) == [result]
+    last = registry.audit_events("credit-risk")[-1]
+    assert (last.action, last.evidence_sha256) == ("test_result.recorded", "ab" * 32)
 
 
 def test_unknown_names_are_clear(registry) -> None:
