@@ -86,7 +86,7 @@ def measure(url: str, version) -> None:
     body = json.loads((PACKAGE / "sample.json").read_text())
     one_row = {"dataframe_split": {"columns": body["dataframe_split"]["columns"],
                                    "data": body["dataframe_split"]["data"][:1]}}
-    slot = ScoringSlot()
+    slot = ScoringSlot(list(REVIEWED_TYPES))
     slot.deploy(DeployRequest.for_version(version))
     rows = [dict(zip(one_row["dataframe_split"]["columns"], one_row["dataframe_split"]["data"][0],
                      strict=True))]

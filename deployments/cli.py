@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -142,7 +142,7 @@ def deploy(
     wanted = runtimes.parse_tags(tags)
     ctx = Context()
     record = ctx.registry.get_version(name, version)
-    runtime = runtimes.select_runtime(ctx.registry.list_runtimes(), wanted)
+    runtime = ctx.choose_runtime(wanted)
     done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime,
                                    record, as_user or current_user(), reason)
     verb = "deployed" if done else "already deployed"
@@ -164,6 +164,8 @@ def list_deployments(
     if at is not None or env is not None:
         if at is None or env is None:
             raise InvalidInputError("--env and --at go together")
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC)
         found = registry.version_in_env_at(name, env, at.replace(tzinfo=None))
         if json_out:
             typer.echo(json.dumps(found.model_dump(mode="json") if found else None, indent=2))
@@ -242,7 +244,8 @@ def runtime_start(
     settings = ctx.settings
     url = f"http://{settings.host}:{port}"
     application = create_app(name, runtimes.parse_tags(tags), settings.resolved_admin_token(),
-                             ctx.registry, url, settings.heartbeat_seconds)
+                             settings.trusted_types, ctx.registry, url,
+                             settings.heartbeat_seconds)
     uvicorn.run(application, host=settings.host, port=port, log_level="warning")
 
 

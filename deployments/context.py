@@ -5,8 +5,10 @@ from __future__ import annotations
 import getpass
 import os
 
+from mlc_tasks import runtimes
 from mlc_tasks.artifacts import ArtifactStore
-from mlc_tasks.registry import Registry
+from mlc_tasks.registry import Registry, RuntimeRecord
+from mlc_tasks.registry.store import utcnow
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.settings import MlcSettings
 
@@ -30,6 +32,12 @@ class Context:
     def runtime_client(self, url: str) -> RuntimeClient:
         return RuntimeClient(url, self.settings.resolved_admin_token(),
                              timeout=self.settings.request_timeout_seconds)
+
+    def choose_runtime(self, tags: dict[str, str]) -> RuntimeRecord:
+        """The one live runtime whose tags include all of `tags`."""
+        live = runtimes.live_runtimes(self.registry.list_runtimes(), utcnow(),
+                                      self.settings.runtime_silence_seconds)
+        return runtimes.select_runtime(live, tags)
 
     def prefect_api_url(self) -> str:
         return os.environ.get("PREFECT_API_URL") or self.settings.prefect_api_url()

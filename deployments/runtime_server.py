@@ -23,8 +23,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mlc_tasks import lifecycle
 from mlc_tasks.artifacts import fetch_verified
-from mlc_tasks.errors import InvalidInputError, SchemaMismatchError
+from mlc_tasks.errors import InvalidInputError, MlcError, SchemaMismatchError, UnsafeArtifactError
 from mlc_tasks.registry import Registry
 from mlc_tasks.runtimes import DeployRequest
 from mlc_tasks.scoring import frame_from_rows, rows_from_request
@@ -61,18 +62,26 @@ class Served:
 
 class ScoringSlot:
     """The served version and the one before it; a deploy loads and warms up the new version
-    before one reference switch, so predict never sees a half-loaded model."""
+    before one reference switch, so predict never sees a half-loaded model. Only types this
+    runtime's own settings list as reviewed are trusted, whatever the request says."""
 
-    def __init__(self) -> None:
+    def __init__(self, reviewed_types: list[str]) -> None:
+        self.reviewed_types = set(reviewed_types)
         self.current: Served | None = None
         self.previous: Served | None = None
         self._lock = threading.Lock()
 
     def deploy(self, request: DeployRequest) -> Served:
+        unreviewed = sorted(set(request.trusted_types) - self.reviewed_types)
+        if unreviewed:
+            raise UnsafeArtifactError(f"types not reviewed on this runtime: {unreviewed}")
         data = fetch_verified(request.artifact_uri, request.artifact_sha256)
         model = load_artifact(data, request.artifact_uri, request.trusted_types)
         served = Served(request, model, datetime.now(UTC))
-        predict(served, request.sample_rows)  # warm up; a model that cannot score is refused
+        try:  # warm up: a model that cannot score its own sample rows is refused
+            predict(served, request.sample_rows)
+        except Exception as exc:
+            raise InvalidInputError(f"warm-up on the sample rows failed: {exc}") from exc
         with self._lock:
             if self.current is None or self.current.request.version_id != request.version_id:
                 self.previous = self.current
@@ -94,12 +103,13 @@ def predict(served: Served, rows: list[dict[str, Any]]) -> list[Any]:
 
 
 def create_app(
-    name: str, tags: dict[str, str], token: str, registry: Registry | None = None,
-    public_url: str | None = None, heartbeat_seconds: float = 15.0,
+    name: str, tags: dict[str, str], token: str, reviewed_types: list[str],
+    registry: Registry | None = None, public_url: str | None = None,
+    heartbeat_seconds: float = 15.0,
 ) -> FastAPI:
     """The runtime app; with a registry it registers itself, restores what the registry says it
     serves, and beats its heartbeat."""
-    slot = ScoringSlot()
+    slot = ScoringSlot(reviewed_types)
     def require_admin(creds: Credentials) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(401, "admin endpoints need the runtime's bearer token")
@@ -109,7 +119,7 @@ def create_app(
         stop = threading.Event()
         if registry is not None and public_url is not None:
             registry.upsert_runtime(name, public_url, tags, capabilities())
-            await run_in_threadpool(_restore, registry, name, slot)
+            await run_in_threadpool(_restore, registry, name, tags, slot)
             threading.Thread(target=_beat, args=(registry, name, stop, heartbeat_seconds),
                              daemon=True).start()
         yield
@@ -127,7 +137,7 @@ def create_app(
     def deploy(request: DeployRequest) -> dict[str, Any]:
         try:
             served = slot.deploy(request)
-        except (InvalidInputError, FileNotFoundError) as exc:
+        except (InvalidInputError, OSError) as exc:
             raise HTTPException(422, f"deploy of {request.model}:{request.number} refused: "
                                      f"{exc}") from exc
         log.info("%s now serves %s:%d", name, request.model, request.number)
@@ -150,22 +160,25 @@ def create_app(
             predictions = await run_in_threadpool(predict, served, rows)
         except SchemaMismatchError as exc:
             raise HTTPException(422, {"column": exc.column, "message": str(exc)}) from exc
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # malformed body
             raise HTTPException(422, str(exc)) from exc
         return {"predictions": predictions}
 
     return app
 
 
-def _restore(registry: Registry, name: str, slot: ScoringSlot) -> None:
-    """After a restart, serve again what the registry says this runtime serves."""
+def _restore(registry: Registry, name: str, tags: dict[str, str], slot: ScoringSlot) -> None:
+    """After a restart, serve again what the registry says this runtime serves, if the version
+    may still run under the runtime's tags now (a runtime restarted as env=prod is checked)."""
     current = registry.current_deployment(name)
     if current is None:
         return
     try:
-        slot.deploy(DeployRequest.for_version(registry.get_version_by_id(current.version_id)))
+        version = registry.get_version_by_id(current.version_id)
+        lifecycle.check_deployable(version.state, tags.get("env"))
+        slot.deploy(DeployRequest.for_version(version))
         log.info("%s restored %s:%d", name, current.model, current.version_number)
-    except (InvalidInputError, OSError) as exc:
+    except (MlcError, OSError) as exc:
         log.error("%s could not restore %s:%d: %s", name, current.model,
                   current.version_number, exc)
 

@@ -36,7 +36,7 @@ def deploy_model(
     logger = get_run_logger()
     ctx = Context()
     record = ctx.registry.get_version(model, version)
-    runtime = runtimes.select_runtime(ctx.registry.list_runtimes(), tags)
+    runtime = ctx.choose_runtime(tags)
     client = ctx.runtime_client(runtime.url)
     done = deploy_version(ctx.registry, client, runtime, record, actor, reason)
     outcome = f"{record.ref} {'deployed on' if done else 'already on'} {runtime.name}"

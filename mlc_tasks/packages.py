@@ -118,6 +118,8 @@ def load_package(root: Path | str) -> ModelPackage:
     artifact = _existing_file(root, spec.artifact) if spec.artifact else None
     if spec.training:
         _existing_file(root, spec.training.data)
+    if spec.lineage.training_data:
+        _existing_file(root, spec.lineage.training_data)
     if spec.test_data:
         _existing_file(root, spec.test_data)
     sample_rows = read_sample(_existing_file(root, spec.sample))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,12 +35,20 @@ def parse_tags(text: str) -> dict[str, str]:
     return tags
 
 
+def live_runtimes(
+    runtimes: list[RuntimeRecord], now: datetime, max_silence_seconds: float
+) -> list[RuntimeRecord]:
+    """Runtimes whose heartbeat is recent: one stopped for good stops matching tags."""
+    cutoff = now - timedelta(seconds=max_silence_seconds)
+    return [r for r in runtimes if r.last_heartbeat >= cutoff]
+
+
 def select_runtime(runtimes: list[RuntimeRecord], wanted: dict[str, str]) -> RuntimeRecord:
     """The one runtime whose tags include all wanted tags; none or several is an error."""
     matches = [r for r in runtimes if all(r.tags.get(k) == v for k, v in wanted.items())]
     wanted_text = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
     if not matches:
-        known = "; ".join(f"{r.name} ({_tag_text(r.tags)})" for r in runtimes) or "none registered"
+        known = "; ".join(f"{r.name} ({_tag_text(r.tags)})" for r in runtimes) or "none live"
         raise RuntimeSelectionError(f"no runtime matches {wanted_text}; runtimes: {known}")
     if len(matches) > 1:
         names = ", ".join(r.name for r in matches)
@@ -140,6 +149,10 @@ def deploy_version(
         log.info("%s already serves %s; nothing to do", runtime.name, version.ref)
         return None
     client.deploy(request)
-    record = registry.record_deployment(version.id, runtime.name, actor, reason)
+    try:
+        record = registry.record_deployment(version.id, runtime.name, actor, reason)
+    except Exception:
+        client.rollback()  # the registry refused: the runtime must not serve what it does not know
+        raise
     log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
     return record

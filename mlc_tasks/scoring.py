@@ -36,10 +36,12 @@ def rows_from_request(body: Any) -> list[dict[str, Any]]:
         split = body["dataframe_split"]
         if not isinstance(split, dict) or "columns" not in split or "data" not in split:
             raise ValueError("dataframe_split must have 'columns' and 'data'")
-        columns = split["columns"]
-        if any(len(row) != len(columns) for row in split["data"]):
+        columns, data = split["columns"], split["data"]
+        if not isinstance(columns, list) or not isinstance(data, list):
+            raise ValueError("dataframe_split: 'columns' and 'data' must be lists")
+        if any(not isinstance(row, list) or len(row) != len(columns) for row in data):
             raise ValueError("dataframe_split: every row of 'data' must have one value per column")
-        return [dict(zip(columns, row, strict=True)) for row in split["data"]]
+        return [dict(zip(columns, row, strict=True)) for row in data]
     raise ValueError("body needs 'dataframe_split' or 'dataframe_records'")
 
 

@@ -63,6 +63,8 @@ class MlcSettings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address servers started by mlc bind to.")
     prefect_port: int = Field(default=4200, description="Port of the Prefect server mlc up starts.")
     heartbeat_seconds: float = Field(default=15.0, gt=0, description="Runtime heartbeat period.")
+    runtime_silence_seconds: float = Field(
+        default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
     request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
 
     def registry_url(self) -> str:
@@ -80,11 +82,17 @@ class MlcSettings(BaseSettings):
             return self.admin_token.get_secret_value()
         path = self.home / "admin-token"
         self.home.mkdir(parents=True, exist_ok=True)
-        try:  # O_EXCL: when two processes start together, one writes and both read the same
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
+        if not path.exists():
+            # Written aside, then linked into place: the file appears whole or not at all, and
+            # when two processes start together the first link wins and both read it.
+            temp = self.home / f".admin-token.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(32))
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                pass
+            finally:
+                temp.unlink()
         return path.read_text().strip()

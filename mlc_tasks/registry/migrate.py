@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,5 +22,7 @@ def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest revision (a no-op when it is there already)."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # two processes opening a new database
+            connection.execute(text("SELECT pg_advisory_xact_lock(72317)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -130,17 +130,23 @@ class Registry:
 
     def audit_events(self, model: str | None = None) -> list[audit.AuditEvent]:
         with self._tx() as session:
-            query = select(AuditRow).order_by(AuditRow.seq)
-            if model is not None:
-                query = query.where(AuditRow.model == model)
-            rows = session.execute(query).scalars()
-            return [audit.AuditEvent.model_validate(r, from_attributes=True) for r in rows]
+            return self._audit_events(session, model)
+
+    @staticmethod
+    def _audit_events(session: Session, model: str | None) -> list[audit.AuditEvent]:
+        query = select(AuditRow).order_by(AuditRow.seq)
+        if model is not None:
+            query = query.where(AuditRow.model == model)
+        rows = session.execute(query).scalars()
+        return [audit.AuditEvent.model_validate(r, from_attributes=True) for r in rows]
 
     def verify_audit(self) -> audit.AuditReport:
-        events = self.audit_events()
-        with self._tx() as session:
-            head = session.get(AuditHeadRow, 1)
-            last = (head.seq, head.hash) if head and head.seq else None
+        with self._tx() as session:  # rows and head from one snapshot (the head is locked)
+            head = session.execute(
+                select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+            ).scalar_one()
+            events = self._audit_events(session, None)
+            last = (head.seq, head.hash) if head.seq else None
         return audit.verify_chain(events, last)
 
     # ---- models and versions ---------------------------------------------------------------
@@ -361,8 +367,8 @@ class Registry:
         move the version's state (approved → deployed), audit; all in one transaction."""
         now = utcnow()
         with self._tx() as session:
-            runtime_row = session.execute(
-                select(RuntimeRow).where(RuntimeRow.name == runtime)
+            runtime_row = session.execute(  # locked: one open deployment per runtime
+                select(RuntimeRow).where(RuntimeRow.name == runtime).with_for_update()
             ).scalar_one_or_none()
             if runtime_row is None:
                 raise NotFoundError(f"no runtime named '{runtime}'")

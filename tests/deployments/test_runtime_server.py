@@ -12,7 +12,7 @@ from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import MlcError, RuntimeUnavailableError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
-from mlc_tasks.runtimes import RuntimeClient, deploy_version
+from mlc_tasks.runtimes import DeployRequest, RuntimeClient, deploy_version
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
 from tests.conftest import TOKEN
@@ -167,3 +167,45 @@ def test_prod_refuses_an_unapproved_version_before_touching_the_runtime(
     assert local_registry.get_version("credit-risk", 1).state == State.DEPLOYED
 
 
+
+
+def test_failed_warm_up_keeps_the_served_version(start_runtime, local_registry, versions,
+                                                 examples_dir) -> None:
+    runtime = start_runtime()
+    deploy(local_registry, runtime, versions["credit-risk"])
+    # house-prices' artifact declared with credit-risk's schema cannot score its sample rows
+    request = DeployRequest.for_version(versions["house-prices"]).model_copy(
+        update={"input_schema": versions["credit-risk"].input_schema,
+                "sample_rows": versions["credit-risk"].sample_rows})
+    with pytest.raises(MlcError, match="warm-up on the sample rows failed"):
+        RuntimeClient(runtime.url, TOKEN).deploy(request)
+    assert httpx.get(f"{runtime.url}/health").json()["deployed"]["model"] == "credit-risk"
+
+
+def test_runtime_trusts_only_types_it_reviewed(start_runtime, versions) -> None:
+    runtime = start_runtime()
+    request = DeployRequest.for_version(versions["credit-risk"]).model_copy(
+        update={"trusted_types": ["os.system"]})
+    with pytest.raises(MlcError, match=r"types not reviewed on this runtime: \['os.system'\]"):
+        RuntimeClient(runtime.url, TOKEN).deploy(request)
+
+
+def test_runtime_restarted_as_prod_does_not_restore_an_unapproved_version(
+    start_runtime, local_registry, versions
+) -> None:
+    runtime = start_runtime("edge", "env=qa")
+    deploy(local_registry, runtime, versions["credit-risk"])
+    runtime.stop()
+    runtime.tags = "env=prod"
+    runtime.start()
+    assert httpx.get(f"{runtime.url}/health").json()["deployed"] is None
+
+
+def test_malformed_bodies_are_422(start_runtime, local_registry, versions) -> None:
+    runtime = start_runtime()
+    deploy(local_registry, runtime, versions["credit-risk"])
+    for body in ({"dataframe_split": {"columns": ["a"], "data": [5]}}, {"rows": []}, [1]):
+        assert httpx.post(f"{runtime.url}/invocations", json=body).status_code == 422
+    bad_json = httpx.post(f"{runtime.url}/invocations", content=b"{not json",
+                          headers={"Content-Type": "application/json"})
+    assert bad_json.status_code == 422

@@ -11,7 +11,12 @@ import pytest
 from sqlalchemy import text
 
 from mlc_tasks.artifacts import ArtifactStore
-from mlc_tasks.errors import IllegalTransitionError, InvalidPackageError, NotFoundError
+from mlc_tasks.errors import (
+    IllegalTransitionError,
+    InvalidPackageError,
+    NotFoundError,
+    UnsafeArtifactError,
+)
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, TestResult, ThresholdCheck
 from mlc_tasks.registry.store import utcnow
@@ -61,6 +66,29 @@ def test_bad_package_writes_nothing(package, registry, store, settings: MlcSetti
     assert registry.list_models() == []
     assert registry.audit_events() == []
     assert not Path(settings.artifact_url()).exists()
+
+
+@pytest.mark.parametrize("artifact", ["pickle", "unreviewed"])
+def test_unsafe_artifact_writes_nothing(package, registry, store, settings, artifact) -> None:
+    import pickle
+
+    import skops.io as sio
+
+    from tests.mlc_tasks.custom_estimator import HomeMadeEstimator
+
+    data = pickle.dumps({"a": 1}) if artifact == "pickle" else sio.dumps(HomeMadeEstimator())
+    (package / "model.skops").write_bytes(data)
+    with pytest.raises(UnsafeArtifactError):
+        submit(package, registry, store)
+    assert registry.list_models() == [] and registry.audit_events() == []
+    assert not Path(settings.artifact_url()).exists()
+
+
+def test_missing_lineage_file_writes_nothing(package, registry, store, settings) -> None:
+    (package / "data" / "train.csv").unlink()
+    with pytest.raises(InvalidPackageError, match="data/train.csv"):
+        submit(package, registry, store)
+    assert registry.list_models() == [] and not Path(settings.artifact_url()).exists()
 
 
 def test_illegal_transition_changes_nothing(package, registry, store) -> None:
@@ -165,8 +193,11 @@ def test_migrations_apply_once(settings: MlcSettings) -> None:
     again.close()
 
 
-def _submit_in_process(package: str, url: str, store_url: str, queue) -> None:
+def _submit_in_process(package: str, url: str, store_url: str, barriers, queue) -> None:
+    opened, ready = barriers
+    opened.wait(60)  # both open a brand-new database together: migrations race too
     registry = Registry(url)
+    ready.wait(60)   # ... and then both register the same artifact at once
     version, _ = submit_package(package, registry, ArtifactStore(store_url),
                                 list(REVIEWED_TYPES), "racer")
     queue.put(version.id)
@@ -175,10 +206,10 @@ def _submit_in_process(package: str, url: str, store_url: str, queue) -> None:
 def test_concurrent_submissions_from_two_processes_make_one_version(
     package, settings: MlcSettings
 ) -> None:
-    Registry(settings.registry_url()).close()  # schema first, as `mlc up` would
     spawn = multiprocessing.get_context("spawn")
     queue = spawn.Queue()
-    args = (str(package), settings.registry_url(), settings.artifact_url(), queue)
+    barriers = (spawn.Barrier(2), spawn.Barrier(2))
+    args = (str(package), settings.registry_url(), settings.artifact_url(), barriers, queue)
     racers = [spawn.Process(target=_submit_in_process, args=args) for _ in range(2)]
     for racer in racers:
         racer.start()
@@ -188,5 +219,6 @@ def test_concurrent_submissions_from_two_processes_make_one_version(
     ids = {queue.get(timeout=5), queue.get(timeout=5)}
     registry = Registry(settings.registry_url())
     assert len(ids) == 1 and len(registry.list_versions("credit-risk")) == 1
+    assert [e.action for e in registry.audit_events()] == ["model.created", "version.submitted"]
     assert registry.verify_audit().ok
     registry.close()

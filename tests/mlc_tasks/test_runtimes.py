@@ -4,7 +4,7 @@ import pytest
 
 from mlc_tasks.errors import InvalidInputError, RuntimeSelectionError
 from mlc_tasks.registry import RuntimeRecord
-from mlc_tasks.runtimes import parse_tags, select_runtime
+from mlc_tasks.runtimes import live_runtimes, parse_tags, select_runtime
 
 
 def runtime(name: str, **tags: str) -> RuntimeRecord:
@@ -41,7 +41,7 @@ def test_select_runtime_errors(wanted: dict[str, str], message: str) -> None:
 
 
 def test_select_runtime_none_registered() -> None:
-    with pytest.raises(RuntimeSelectionError, match="none registered"):
+    with pytest.raises(RuntimeSelectionError, match="none live"):
         select_runtime([], {"env": "qa"})
 
 
@@ -57,3 +57,11 @@ def test_parse_tags(text: str, tags: dict[str, str]) -> None:
 def test_parse_tags_rejects(text: str) -> None:
     with pytest.raises(InvalidInputError, match="tags"):
         parse_tags(text)
+
+
+def test_runtimes_with_an_old_heartbeat_are_not_live() -> None:
+    fresh = runtime("new", env="qa").model_copy(
+        update={"last_heartbeat": datetime(2026, 1, 1, 0, 1)})
+    stale = runtime("old", env="qa")
+    now = datetime(2026, 1, 1, 0, 1, 30)
+    assert [r.name for r in live_runtimes([fresh, stale], now, 60)] == ["new"]
