@@ -4,13 +4,16 @@
     ├── InvalidInputError          bad input from a person or a file; names the field/column/file
     │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
     │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
-    │   └── SchemaMismatchError    scoring input does not fit the version's input schema
+    │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
+    │   └── UnsafeUrlError         an outbound URL that is not https, not allowed, or private
     ├── NotFoundError              a model, version, runtime or task that does not exist
     ├── IllegalTransitionError     a life-cycle move the transition table forbids
     ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
     ├── AuditChainError            the audit log's hash chain is broken
+    ├── PermanentDeliveryError     a channel refused an alert (400, 401, 403, 404): not retried
     └── TransientError             I/O that may succeed if tried again
-        └── RuntimeUnavailableError  a runtime did not answer
+        ├── RuntimeUnavailableError  a runtime did not answer
+        └── DeliveryFailedError      a channel failed (5xx, timeout, refused): retried
 
 Expected outcomes (a rejected version, drift found) are return values, not exceptions.
 """
@@ -42,6 +45,10 @@ class SchemaMismatchError(InvalidInputError):
         self.column = column
 
 
+class UnsafeUrlError(InvalidInputError):
+    """An outbound URL we refuse to call."""
+
+
 class NotFoundError(MlcError):
     """Something named does not exist."""
 
@@ -64,3 +71,11 @@ class TransientError(MlcError):
 
 class RuntimeUnavailableError(TransientError):
     """A runtime did not answer."""
+
+
+class DeliveryFailedError(TransientError):
+    """A channel failed in a way that may pass: 5xx, timeout, connection refused."""
+
+
+class PermanentDeliveryError(MlcError):
+    """A channel refused the request; sending it again would fail the same way."""

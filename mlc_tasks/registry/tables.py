@@ -129,3 +129,63 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AlertRow(Base):
+    """One alert per problem; `open_key` holds the fingerprint until the alert is resolved, so
+    a unique index allows exactly one unresolved alert per fingerprint, even under races."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(63), index=True)
+    version: Mapped[int | None]
+    source: Mapped[str] = mapped_column(String(63))
+    monitor: Mapped[str] = mapped_column(String(63))
+    metric: Mapped[str] = mapped_column(String(63))
+    window: Mapped[str] = mapped_column(String(63))
+    title: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None]
+    threshold: Mapped[float | None]
+    run_url: Mapped[str | None] = mapped_column(Text)
+    count: Mapped[int]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    last_notified: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(255))
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class DeliveryRow(Base):
+    """The outbox: one notification of one alert on one channel, committed with the alert and
+    sent afterwards; a pending row is sent again by the next run."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(16))  # opened | repeated | resolved
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    external_ref: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class DeliveryAttemptRow(Base):
+    __tablename__ = "alert_delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("alert_deliveries.id"), index=True)
+    at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | transient | permanent
+    error: Mapped[str | None] = mapped_column(Text)
