@@ -23,6 +23,8 @@ app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=T
                   pretty_exceptions_enable=False)
 runtime_app = typer.Typer(help="Run scoring runtimes.", no_args_is_help=True)
 app.add_typer(runtime_app, name="runtime")
+alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.")
+app.add_typer(alerts_app, name="alerts")
 console = Console(width=None if sys.stdout.isatty() else 200)  # pipes get whole lines
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -212,6 +214,61 @@ def audit(
                                                     "detail"],
                [[e.seq, f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.reason,
                  json.dumps(e.detail, sort_keys=True)[:80]] for e in found])
+
+
+@alerts_app.callback(invoke_without_command=True)
+@friendly
+def alerts(
+    typer_ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model's alerts.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """List alerts, newest first (`mlc alerts ack ID`, `mlc alerts resolve ID` to act)."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    from mlc_tasks.alert_records import AlertStatus
+    from mlc_tasks.registry.alerts import AlertBook
+
+    try:
+        wanted = AlertStatus(status) if status else None
+    except ValueError as exc:
+        raise InvalidInputError(f"--status: '{status}' is not open, acknowledged or resolved"
+                                ) from exc
+    found = AlertBook(Context().registry).list(wanted, model)
+    if json_out:
+        emit_json(found)
+        return
+    show_table("alerts", ["id", "status", "severity", "model", "title", "count", "first seen",
+                          "last seen", "source", "run"],
+               [[a.id, a.status, a.severity, f"{a.model}:{a.version}" if a.version else a.model,
+                 a.title, a.count, f"{a.first_seen:%Y-%m-%d %H:%M}",
+                 f"{a.last_seen:%Y-%m-%d %H:%M}", a.source, a.run_url] for a in found])
+
+
+@alerts_app.command("ack")
+@friendly
+def alerts_ack(alert_id: int, as_user: AsUser = None) -> None:
+    """Acknowledge an open alert: repeats are counted but no longer notified."""
+    from mlc_tasks.registry.alerts import AlertBook
+
+    alert = AlertBook(Context().registry).acknowledge(alert_id, as_user or current_user())
+    typer.echo(f"alert {alert.id} acknowledged by {alert.acknowledged_by}: {alert.title}")
+
+
+@alerts_app.command("resolve")
+@friendly
+def alerts_resolve(alert_id: int, as_user: AsUser = None) -> None:
+    """Resolve an alert; channels that were told (a ServiceNow incident) are told too."""
+    from mlc_tasks.registry.alerts import AlertBook
+
+    ctx = Context()
+    alert = AlertBook(ctx.registry).resolve(alert_id, as_user or current_user())
+    typer.echo(f"alert {alert.id} resolved by {alert.resolved_by}: {alert.title}")
+    report = ctx.deliver_alerts()
+    if report.pending or report.failed:
+        typer.echo(f"warning: {report.pending} notification(s) pending, {report.failed} failed; "
+                   "see `mlc alerts --json`", err=True)
 
 
 @app.command()

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import os
+import random
+from collections.abc import Callable
+
+import httpx
+from pydantic import SecretStr
 
 from mlc_tasks import runtimes
+from mlc_tasks.alert_records import DeliveryReport
+from mlc_tasks.alerting import RetryPolicy, deliver_pending
 from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.channels import (
+    BasicAuth,
+    Channel,
+    OAuthClientCredentials,
+    ServiceNowChannel,
+    SlackChannel,
+    WebhookChannel,
+)
+from mlc_tasks.errors import TransientError
+from mlc_tasks.outbound import OutboundPolicy
 from mlc_tasks.registry import Registry, RuntimeRecord
+from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.settings import MlcSettings
+
+log = logging.getLogger(__name__)
 
 
 class Context:
@@ -19,6 +40,7 @@ class Context:
     def __init__(self, settings: MlcSettings | None = None) -> None:
         self.settings = settings or MlcSettings()
         self._registry: Registry | None = None
+        self._channels: dict[str, Channel] | None = None
 
     @property
     def registry(self) -> Registry:
@@ -39,9 +61,78 @@ class Context:
                                       self.settings.runtime_silence_seconds)
         return runtimes.select_runtime(live, tags)
 
+    def channels(self) -> dict[str, Channel]:
+        """The alert channels whose settings (or Prefect Secret blocks) are present."""
+        if self._channels is None:
+            self._channels = alert_channels(self.settings, self.secret)
+        return self._channels
+
+    def deliver_alerts(self) -> DeliveryReport:
+        """Send pending alert notifications; never raises for a failing channel."""
+        s = self.settings
+        policy = RetryPolicy(attempts_per_run=s.alert_attempts_per_run,
+                             base_delay_seconds=s.alert_base_delay_seconds)
+        try:
+            channels = self.channels()
+        except TransientError as exc:  # keep everything pending for the next run
+            log.warning("alerts not delivered this time: %s", exc)
+            return DeliveryReport()
+        return deliver_pending(AlertBook(self.registry), channels, policy,
+                               random.Random(s.alert_seed))
+
+    def secret(self, value: SecretStr | None, block: str) -> SecretStr | None:
+        """A secret from settings, else from the Prefect Secret block of that name (only when a
+        Prefect server is configured; a missing block means the channel is off)."""
+        if value is not None or not os.environ.get("PREFECT_API_URL"):
+            return value
+        from prefect.blocks.system import Secret
+
+        try:
+            return SecretStr(str(Secret.load(block).get()))
+        except ValueError:  # no such block
+            return None
+        except httpx.HTTPError as exc:
+            raise TransientError(f"Prefect server unreachable for secret {block}: {exc}") from exc
+
     def prefect_api_url(self) -> str:
         return os.environ.get("PREFECT_API_URL") or self.settings.prefect_api_url()
 
 
 def current_user() -> str:
     return os.environ.get("MLC_USER") or getpass.getuser()
+
+
+SecretSource = Callable[[SecretStr | None, str], SecretStr | None]
+
+
+def alert_channels(settings: MlcSettings, secret: SecretSource) -> dict[str, Channel]:
+    """Each channel that is configured: Slack, ServiceNow, a generic webhook."""
+    policy = OutboundPolicy(allowed_hosts=settings.outbound_allowed_hosts,
+                            allow_http_loopback=settings.allow_http_loopback)
+    timeout = settings.request_timeout_seconds
+    found: dict[str, Channel] = {}
+    slack = secret(settings.slack_webhook_url, "mlc-slack-webhook-url")
+    if slack is not None:
+        found["slack"] = SlackChannel(slack, policy, timeout)
+    auth = servicenow_auth(settings, secret) if settings.servicenow_url else None
+    if settings.servicenow_url and auth is not None:
+        found["servicenow"] = ServiceNowChannel(settings.servicenow_url, auth, policy, timeout)
+    if settings.webhook_url:
+        hook_secret = secret(settings.webhook_secret, "mlc-webhook-secret")
+        if hook_secret is not None:
+            found["webhook"] = WebhookChannel(settings.webhook_url, hook_secret, policy, timeout)
+    return found
+
+
+def servicenow_auth(settings: MlcSettings, secret: SecretSource
+                    ) -> BasicAuth | OAuthClientCredentials | None:
+    if settings.servicenow_client_id:
+        client_secret = secret(settings.servicenow_client_secret, "mlc-servicenow-client-secret")
+        if client_secret is not None:
+            return OAuthClientCredentials(client_id=settings.servicenow_client_id,
+                                          client_secret=client_secret)
+    if settings.servicenow_user:
+        password = secret(settings.servicenow_password, "mlc-servicenow-password")
+        if password is not None:
+            return BasicAuth(user=settings.servicenow_user, password=password)
+    return None

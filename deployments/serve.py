@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.alerts import alert_sweeper
 from flows.deploy_model import deploy_model
 
 
@@ -15,6 +16,12 @@ def all_deployments() -> list[RunnerDeployment]:
             name="deploy-model",
             description="Deploy a model version onto the runtime whose tags match.",
             tags=["mlc"],
+        ),
+        alert_sweeper.to_deployment(
+            name="alert-sweeper",
+            description="Re-send alert notifications that earlier runs could not deliver.",
+            interval=60,
+            tags=["mlc", "alerts"],
         ),
     ]
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from deployments.context import Context
+from flows.alerts import raise_alert
 from mlc_tasks import runtimes
-from mlc_tasks.errors import TransientError
+from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.errors import MlcError, TransientError
 
 
 def _transient_only(_task: Any, _run: Any, state: Any) -> bool:
@@ -24,8 +27,17 @@ def _transient_only(_task: Any, _run: Any, state: Any) -> bool:
 
 deploy_version = task(
     name="deploy-version", retries=2, retry_delay_seconds=[2, 10],
-    retry_condition_fn=_transient_only,
+    retry_condition_fn=_transient_only, cache_policy=NO_CACHE,  # a side effect: never cached
 )(runtimes.deploy_version)
+
+
+def deploy_failed(model: str, number: int, runtime: str, env: str | None,
+                  exc: Exception) -> AlertSignal:
+    return AlertSignal(
+        severity=Severity.CRITICAL if env == "prod" else Severity.WARNING,
+        model=model, version=number, source="deploy-model", monitor="deployment",
+        metric=runtime, window=f"v{number}",
+        title=f"deploy of {model}:{number} on {runtime} failed", detail=str(exc))
 
 
 @flow(name="deploy-model")
@@ -38,7 +50,12 @@ def deploy_model(
     record = ctx.registry.get_version(model, version)
     runtime = ctx.choose_runtime(tags)
     client = ctx.runtime_client(runtime.url)
-    done = deploy_version(ctx.registry, client, runtime, record, actor, reason)
+    try:
+        done = deploy_version(ctx.registry, client, runtime, record, actor, reason)
+    except MlcError as exc:
+        raise_alert(deploy_failed(record.model, record.number, runtime.name,
+                                  runtime.tags.get("env"), exc))
+        raise
     outcome = f"{record.ref} {'deployed on' if done else 'already on'} {runtime.name}"
     logger.info(outcome)
     return outcome

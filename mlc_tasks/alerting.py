@@ -8,24 +8,16 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlc_tasks.alert_records import Alert, DeliveryReport
-from mlc_tasks.errors import PermanentDeliveryError, TransientError
+from mlc_tasks.channels import Channel
+from mlc_tasks.errors import PermanentDeliveryError, TransientError, UnsafeUrlError
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
 
 log = logging.getLogger(__name__)
-Kind = Literal["opened", "repeated", "resolved"]
-
-
-class Channel(Protocol):
-    name: str
-
-    def send(self, alert: Alert, kind: Kind) -> str | None: ...
-
 
 class RetryPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -74,7 +66,7 @@ def _deliver_one(book: AlertBook, delivery_id: int, channel: Channel, kind: str,
     for attempt in range(policy.attempts_per_run):
         try:
             ref = channel.send(alert, kind)  # type: ignore[arg-type]
-        except PermanentDeliveryError as exc:
+        except (PermanentDeliveryError, UnsafeUrlError) as exc:  # sending again cannot help
             book.record_attempt(delivery_id, "permanent", str(exc))
             log.warning("alert %d on %s refused, not retried: %s", alert.id, channel.name, exc)
             return "permanent"

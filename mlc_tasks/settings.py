@@ -67,6 +67,31 @@ class MlcSettings(BaseSettings):
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
     request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
 
+    # ---- alerts (secrets: these settings for local runs, else Prefect Secret blocks named
+    # mlc-slack-webhook-url, mlc-servicenow-password, mlc-servicenow-client-secret,
+    # mlc-webhook-secret) ----
+    alert_suppression_minutes: float = Field(
+        default=1440, ge=0, description="A repeat of an open alert is notified once per window.")
+    alert_attempts_per_run: int = Field(default=4, ge=1, le=20,
+                                        description="Delivery attempts per run before waiting "
+                                                    "for the next run.")
+    alert_base_delay_seconds: float = Field(default=0.5, ge=0, description="First retry wait.")
+    alert_seed: int = Field(default=0, description="Seed of the retry jitter.")
+    slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook.")
+    servicenow_url: str | None = Field(default=None, description="e.g. https://acme.service-now.com")
+    servicenow_user: str | None = Field(default=None, description="Basic auth user.")
+    servicenow_password: SecretStr | None = Field(default=None, description="Basic auth password.")
+    servicenow_client_id: str | None = Field(default=None, description="OAuth client id.")
+    servicenow_client_secret: SecretStr | None = Field(default=None,
+                                                       description="OAuth client secret.")
+    webhook_url: str | None = Field(default=None, description="Generic JSON webhook.")
+    webhook_secret: SecretStr | None = Field(default=None, description="HMAC key of the webhook.")
+    outbound_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["hooks.slack.com", "service-now.com"],
+        description="Hosts (and their subdomains) alerts may be sent to.")
+    allow_http_loopback: bool = Field(
+        default=False, description="Allow plain http to 127.0.0.1 (tests and local receivers).")
+
     def registry_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
 

@@ -95,14 +95,18 @@ class AlertBook:
             self._audit(session, row, actor, "alert.acknowledged")
             return Alert.model_validate(row)
 
-    def resolve(self, alert_id: int, actor: str, channels: list[str]) -> Alert:
-        """Resolve; channels that track the alert (a ServiceNow incident) are told."""
+    def resolve(self, alert_id: int, actor: str) -> Alert:
+        """Resolve; every channel that was told of the alert is told it is resolved (a
+        ServiceNow incident is closed)."""
         with self.registry._tx() as session:
             row = self._locked(session, alert_id)
             if row.status == AlertStatus.RESOLVED:
                 raise IllegalTransitionError(f"alert {alert_id} is already resolved")
             row.status, row.resolved_by, row.open_key = AlertStatus.RESOLVED.value, actor, None
-            self._queue(session, row.id, channels, "resolved", utcnow())
+            told = session.execute(
+                select(DeliveryRow.channel).where(DeliveryRow.alert_id == alert_id).distinct()
+            ).scalars()
+            self._queue(session, row.id, sorted(told), "resolved", utcnow())
             self._audit(session, row, actor, "alert.resolved")
             return Alert.model_validate(row)
 

@@ -102,11 +102,11 @@ def test_resolved_alert_tells_channels_and_a_new_breach_opens_a_new_alert(book,
                                                                          registry) -> None:
     servicenow = ScriptedChannel("servicenow")
     alert, _ = book.raise_alert(SIGNAL, ["servicenow"], WEEK)
-    book.resolve(alert.id, "oncall", ["servicenow"])
+    book.resolve(alert.id, "oncall")
     deliver(book, servicenow)
     assert [kind for _, kind, _ in servicenow.sent] == ["opened", "resolved"]
     with pytest.raises(IllegalTransitionError, match="already resolved"):
-        book.resolve(alert.id, "oncall", [])
+        book.resolve(alert.id, "oncall")
     fresh, queued = book.raise_alert(SIGNAL, ["servicenow"], WEEK)
     assert queued and fresh.id != alert.id and fresh.count == 1
     actions = [(e.actor, e.action) for e in registry.audit_events("credit-risk")]
