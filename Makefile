@@ -34,6 +34,7 @@ check: $(STAMP)
 bench: examples
 	$(BIN)/python benchmarks/registry_bench.py
 	$(BIN)/python benchmarks/runtime_bench.py
+	$(BIN)/python benchmarks/alerts_bench.py
 
 clean:
 	rm -rf $(VENV) .mlc

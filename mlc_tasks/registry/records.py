@@ -25,36 +25,6 @@ class ModelRecord(Record):
     created_at: datetime
 
 
-class VersionRecord(Record):
-    id: str
-    model: str
-    number: int
-    state: State
-    source_sha256: str
-    artifact_uri: str | None
-    artifact_sha256: str | None
-    format: str | None
-    artifact_types: list[str]
-    trusted_types: list[str]
-    input_schema: list[Column]
-    label: str
-    metrics: list[str]
-    sensitive_attributes: list[str]
-    sample_rows: list[dict[str, Any]]
-    training: dict[str, Any] | None
-    parent_version_id: str | None
-    training_data_sha256: str | None
-    parameters: dict[str, Any]
-    seed: int | None
-    package_uri: str | None
-    created_by: str
-    created_at: datetime
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}:{self.number}"
-
-
 class NewVersion(Record):
     """What registration needs to know about a version, from its package."""
 
@@ -75,6 +45,21 @@ class NewVersion(Record):
     parameters: dict[str, Any]
     seed: int | None
     package_uri: str | None
+
+
+class VersionRecord(NewVersion):
+    """A registered version: what its package said, plus identity and life-cycle state."""
+
+    id: str
+    model: str
+    number: int
+    state: State
+    created_by: str
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.number}"
 
 
 class RuntimeRecord(Record):
