@@ -12,7 +12,7 @@ import httpx
 from pydantic import SecretStr
 
 from mlc_tasks import runtimes
-from mlc_tasks.alert_records import DeliveryReport
+from mlc_tasks.alert_records import AlertSignal, DeliveryReport
 from mlc_tasks.alerting import RetryPolicy, deliver_pending
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.channels import (
@@ -23,8 +23,9 @@ from mlc_tasks.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from mlc_tasks.errors import TransientError
+from mlc_tasks.errors import NotFoundError, TransientError
 from mlc_tasks.outbound import OutboundPolicy
+from mlc_tasks.policy import Policy, load_policy, route_alert
 from mlc_tasks.registry import Registry, RuntimeRecord
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
@@ -66,6 +67,23 @@ class Context:
         if self._channels is None:
             self._channels = alert_channels(self.settings, self.secret)
         return self._channels
+
+    def policy(self) -> Policy:
+        return load_policy(self.settings.policy_file)
+
+    def alert_channels_for(self, signal: AlertSignal) -> list[str]:
+        """The configured channels the policy routes this alert to."""
+        try:
+            model = self.registry.get_model(signal.model)
+            model_type, team = model.type, model.tags.get("team")
+        except NotFoundError:
+            model_type = team = None
+        configured = list(self.channels())
+        routed = route_alert(self.policy().alerts, signal.severity, model_type, team, configured)
+        missing = [c for c in routed if c not in configured]
+        if missing:
+            log.warning("policy routes alerts to %s, which are not configured", missing)
+        return [c for c in routed if c in configured]
 
     def deliver_alerts(self) -> DeliveryReport:
         """Send pending alert notifications; never raises for a failing channel."""

@@ -28,7 +28,8 @@ def raise_alert(signal: AlertSignal) -> Alert:
     if signal.run_url is None:
         signal = signal.model_copy(update={"run_url": current_run_url()})
     window = timedelta(minutes=ctx.settings.alert_suppression_minutes)
-    alert, queued = AlertBook(ctx.registry).raise_alert(signal, list(ctx.channels()), window)
+    channels = ctx.alert_channels_for(signal)
+    alert, queued = AlertBook(ctx.registry).raise_alert(signal, channels, window)
     create_markdown_artifact(
         key=f"alert-{alert.id}", markdown=alert_markdown(alert),
         description=f"{alert.severity} alert: {alert.title}")

@@ -70,6 +70,8 @@ class MlcSettings(BaseSettings):
     # ---- alerts (secrets: these settings for local runs, else Prefect Secret blocks named
     # mlc-slack-webhook-url, mlc-servicenow-password, mlc-servicenow-client-secret,
     # mlc-webhook-secret) ----
+    policy_file: Path | None = Field(
+        default=None, description="The policy YAML (alert routing); none: the default policy.")
     alert_suppression_minutes: float = Field(
         default=1440, ge=0, description="A repeat of an open alert is notified once per window.")
     alert_attempts_per_run: int = Field(default=4, ge=1, le=20,

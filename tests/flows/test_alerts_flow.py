@@ -163,3 +163,24 @@ def test_failed_deploy_raises_an_alert_a_person_acks_and_resolves(
     assert json.loads(mlc("alerts", "--status", "open", "--json")) == []
     messages = [r.json()["text"] for r in receiver.requests_to(SECRET_PATH)]
     assert len(messages) == 2 and "resolved" in messages[1].lower()
+
+
+def test_policy_routes_by_severity(alert_env, receiver, tmp_path, monkeypatch) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("alerts:\n  routes:\n"
+                      "    - match: {severity: [critical]}\n      channels: [webhook, slack]\n"
+                      "    - match: {severity: [warning]}\n      channels: [slack, pager]\n")
+    monkeypatch.setenv("MLC_POLICY_FILE", str(policy))
+    monkeypatch.setenv("MLC_WEBHOOK_URL", receiver.url + "/hook")
+    monkeypatch.setenv("MLC_WEBHOOK_SECRET", "hmac-key")
+    monitor()  # a warning: Slack only (pager is routed but not configured)
+    assert len(receiver.requests_to(SECRET_PATH)) == 1 and receiver.requests_to("/hook") == []
+
+    @flow(name="test-critical")
+    def critical() -> None:
+        raise_alert(SIGNAL.model_copy(update={"severity": Severity.CRITICAL, "metric": "f1"}))
+
+    critical()
+    [hook] = receiver.requests_to("/hook")
+    assert hook.headers["x-mlc-signature"].startswith("sha256=")
+    assert len(receiver.requests_to(SECRET_PATH)) == 2
