@@ -22,6 +22,7 @@ examples: $(STAMP)
 
 # Starts the Prefect server, the qa and prod runtimes, serves every deployment and submits
 # the bundled examples. Ctrl-C stops all of it.
+run: export MLC_POLICY_FILE ?= $(CURDIR)/examples/policy.yaml
 run: examples
 	$(BIN)/mlc up $(addprefix --submit ,$(EXAMPLES))
 

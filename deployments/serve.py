@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
 
 from flows.alerts import alert_sweeper
 from flows.deploy_model import deploy_model
+from flows.test_model import test_model
+from mlc_tasks.events import MODEL_READY
 
 
 def all_deployments() -> list[RunnerDeployment]:
@@ -15,6 +18,16 @@ def all_deployments() -> list[RunnerDeployment]:
         deploy_model.to_deployment(
             name="deploy-model",
             description="Deploy a model version onto the runtime whose tags match.",
+            tags=["mlc"],
+        ),
+        test_model.to_deployment(
+            name="test-model",
+            description="Test a submitted version against the policy's thresholds.",
+            triggers=[DeploymentEventTrigger(
+                expect={MODEL_READY},
+                parameters={"model": "{{ event.payload.model }}",
+                            "number": "{{ event.payload.number }}"},
+            )],
             tags=["mlc"],
         ),
         alert_sweeper.to_deployment(

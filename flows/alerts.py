@@ -31,7 +31,7 @@ def raise_alert(signal: AlertSignal) -> Alert:
     channels = ctx.alert_channels_for(signal)
     alert, queued = AlertBook(ctx.registry).raise_alert(signal, channels, window)
     create_markdown_artifact(
-        key=f"alert-{alert.id}", markdown=alert_markdown(alert),
+        key=f"alert-{alert.id}-{alert.model}", markdown=alert_markdown(alert),
         description=f"{alert.severity} alert: {alert.title}")
     report = ctx.deliver_alerts() if queued else DeliveryReport()
     get_run_logger().warning("alert %d (%s, seen %d×): %s; notified %d, pending %d, failed %d",

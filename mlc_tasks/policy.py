@@ -1,16 +1,16 @@
-"""The policy file (YAML, validated): for now its `alerts` section — routing rules. Other
-processes add their sections here (approvals, thresholds, schedules)."""
+"""The policy file (YAML, validated): alert routing and business thresholds. Other processes
+add their sections here (approvals, schedules)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlc_tasks.alert_records import Severity
 from mlc_tasks.errors import InvalidInputError
-from mlc_tasks.packages import ModelType, describe_errors
+from mlc_tasks.packages import METRICS, ModelType, describe_errors
 
 
 class RouteMatch(BaseModel):
@@ -37,10 +37,39 @@ class AlertPolicy(BaseModel):
         default=None, description="None: every configured channel gets every alert.")
 
 
+class Threshold(BaseModel):
+    """A business threshold on one metric: at least `min` or at most `max`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if (self.min is None) == (self.max is None):
+            raise ValueError("give exactly one of 'min' and 'max'")
+        return self
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    thresholds: dict[ModelType, dict[str, Threshold]] = Field(
+        default_factory=dict, description="per model type: metric → bound")
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Policy:
+        for model_type, bounds in self.thresholds.items():
+            unknown = sorted(set(bounds) - METRICS[model_type])
+            if unknown:
+                raise ValueError(f"thresholds.{model_type}: unknown metrics {unknown}; known: "
+                                 f"{', '.join(sorted(METRICS[model_type]))}")
+        return self
+
+    def thresholds_for(self, model_type: str) -> dict[str, Threshold]:
+        return dict(self.thresholds.get(ModelType(model_type), {}))
 
 
 def load_policy(path: Path | None) -> Policy:

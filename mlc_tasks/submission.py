@@ -7,7 +7,10 @@ import logging
 import tarfile
 from pathlib import Path
 
+import fsspec
+
 from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.packages import ModelPackage, file_sha256, load_package
 from mlc_tasks.registry import NewVersion, Registry, VersionRecord
 from mlc_tasks.serialization import inspect_artifact
@@ -84,3 +87,15 @@ def pack_folder(package: ModelPackage) -> bytes:
     return data[:4] + b"\0\0\0\0" + data[8:] if data[:2] == b"\x1f\x8b" else data
 
 
+
+
+def package_member(package_uri: str, relative: str) -> bytes:
+    """One file of a stored package (e.g. its test data)."""
+    with fsspec.open(package_uri, "rb") as file, tarfile.open(fileobj=file, mode="r:gz") as tar:
+        try:
+            member = tar.extractfile(relative)
+        except KeyError as exc:
+            raise InvalidPackageError(f"{relative}: not in the stored package") from exc
+        if member is None:
+            raise InvalidPackageError(f"{relative}: not a file in the stored package")
+        return member.read()

@@ -30,6 +30,13 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not PG_URL and not os.environ.get("CI"), reason="MLC_TEST_DATABASE_URL not set"))]
 
 
+@pytest.fixture(autouse=True)
+def no_outside_mlc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see only the MLC_ settings they set themselves."""
+    for key in [k for k in os.environ if k.startswith("MLC_") and k != "MLC_TEST_DATABASE_URL"]:
+        monkeypatch.delenv(key)
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty registry database on each backend."""

@@ -74,7 +74,8 @@ def test_alert_reaches_slack_with_block_kit_and_the_prefect_ui(alert_env, receiv
     [alert] = book(alert_env).list()
     assert alert.run_url and "/runs/flow-run/" in alert.run_url
     artifact = httpx.post(f"{prefect_server}/artifacts/filter",
-                          json={"artifacts": {"key": {"any_": [f"alert-{alert.id}"]}}}).json()
+                          json={"artifacts": {"key": {"any_": [f"alert-{alert.id}-credit-risk"]}},
+                                "sort": "CREATED_DESC"}).json()
     assert "roc_auc 0.71 below 0.75" in artifact[0]["data"]
 
 

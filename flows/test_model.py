@@ -1,0 +1,83 @@
+"""test-model: run a version's test job on its package's labelled test data, store the standard
+test record, show it in the Prefect UI, and alert on every missed threshold. Started by the
+`mlc.model.ready` event that `mlc submit` emits."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pandas as pd
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from deployments.context import Context
+from flows.alerts import raise_alert
+from mlc_tasks import evaluation
+from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.artifacts import fetch_verified
+from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.serialization import load_artifact
+from mlc_tasks.submission import package_member
+
+
+@task(name="run-test-job", cache_policy=NO_CACHE, retries=1)
+def run_test_job(version: VersionRecord, test_data: str) -> TestResult:
+    ctx = Context()
+    if version.package_uri is None or version.artifact_uri is None:
+        raise InvalidPackageError(f"{version.ref}: no stored package or artifact to test")
+    raw = package_member(version.package_uri, test_data)
+    data = fetch_verified(version.artifact_uri, str(version.artifact_sha256))
+    model = load_artifact(data, version.artifact_uri, version.trusted_types)
+    thresholds = ctx.policy().thresholds_for(ctx.registry.get_model(version.model).type)
+    return evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)),
+                                   f"{version.package_uri}#{test_data}",
+                                   hashlib.sha256(raw).hexdigest(), thresholds)
+
+
+def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSignal:
+    side = "below" if check.op == ">=" else "above"
+    value = "missing" if check.value is None else f"{check.value:.4g}"
+    return AlertSignal(
+        severity=Severity.WARNING, model=version.model, version=version.number,
+        source="test-model", monitor="threshold", metric=check.metric, window=f"v{version.number}",
+        title=f"{version.ref} {check.metric} {value} {side} threshold {check.threshold:g}",
+        detail="The version's test on its package's test data missed a business threshold "
+               "(policy file, thresholds section).",
+        value=check.value, threshold=check.threshold)
+
+
+@flow(name="test-model")
+def test_model(model: str, number: int) -> bool:
+    """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
+    ctx, logger = Context(), get_run_logger()
+    version = ctx.registry.get_version(model, number)
+    test_data = _test_data(version)
+    done = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
+    result = done[-1] if done else ctx.registry.add_test_result(
+        run_test_job(version, test_data), actor="test-model")
+    create_table_artifact(
+        key=f"test-{model}-v{number}", description=f"test of {version.ref}",
+        table=[{"metric": m, "value": round(v, 6),
+                **next(({"threshold": f"{c.op} {c.threshold:g}", "passed": c.passed}
+                        for c in result.thresholds if c.metric == m), {})}
+               for m, v in sorted(result.metrics.items())])
+    for check in result.thresholds:
+        if not check.passed:
+            raise_alert(missed_threshold(version, check))
+    if result.passed and version.state in (State.SUBMITTED, State.TRAINED):
+        ctx.registry.transition(version.id, State.TESTED, "test-model", "all thresholds met")
+    logger.info("%s %s its test", version.ref, "passed" if result.passed else "did not pass")
+    return result.passed
+
+
+def _test_data(version: VersionRecord) -> str:
+    """The package's test data path, from the stored model.yaml."""
+    spec = yaml.safe_load(package_member(str(version.package_uri), "model.yaml"))
+    if not spec.get("test_data"):
+        raise InvalidPackageError(f"{version.ref}: model.yaml declares no test_data")
+    return str(spec["test_data"])

@@ -1,0 +1,85 @@
+"""The test job: a version's metrics on labelled data, checked against the policy's thresholds."""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.policy import Threshold
+from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.scoring import Column, frame_from_rows
+
+log = logging.getLogger(__name__)
+Scorer = Callable[[Any, pd.Series, pd.DataFrame], float]
+
+SCORERS: dict[str, Scorer] = {
+    "accuracy": lambda m, y, X: skm.accuracy_score(y, m.predict(X)),
+    "precision": lambda m, y, X: skm.precision_score(y, m.predict(X), zero_division=0),
+    "recall": lambda m, y, X: skm.recall_score(y, m.predict(X), zero_division=0),
+    "f1": lambda m, y, X: skm.f1_score(y, m.predict(X), zero_division=0),
+    "roc_auc": lambda m, y, X: skm.roc_auc_score(y, m.predict_proba(X)[:, 1]),
+    "log_loss": lambda m, y, X: skm.log_loss(y, m.predict_proba(X), labels=m.classes_),
+    "mae": lambda m, y, X: skm.mean_absolute_error(y, m.predict(X)),
+    "rmse": lambda m, y, X: math.sqrt(skm.mean_squared_error(y, m.predict(X))),
+    "r2": lambda m, y, X: skm.r2_score(y, m.predict(X)),
+}
+
+
+def labelled_frame(data: pd.DataFrame, schema: list[Column], label: str, name: str
+                   ) -> tuple[pd.DataFrame, pd.Series]:
+    """Features in schema order and the label; errors name the file and the column."""
+    if data.empty:
+        raise InvalidInputError(f"{name}: no rows")
+    if label not in data.columns:
+        raise InvalidInputError(f"{name}: label column '{label}' is missing")
+    if data[label].isna().all():
+        raise InvalidInputError(f"{name}: label column '{label}' is empty")
+    try:
+        features = frame_from_rows(data.to_dict("records"), schema)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{name}: {exc}") from exc
+    return features, data[label]
+
+
+def compute_metrics(model: Any, features: pd.DataFrame, labels: pd.Series,
+                    names: list[str]) -> dict[str, float]:
+    return {name: float(SCORERS[name](model, labels, features)) for name in names}
+
+
+def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
+                     ) -> list[ThresholdCheck]:
+    """One check per threshold; a metric the thresholds need but nobody computed fails."""
+    checks = []
+    for metric, threshold in sorted(thresholds.items()):
+        value = metrics.get(metric)
+        op, bound = (">=", threshold.min) if threshold.min is not None else ("<=", threshold.max)
+        assert bound is not None  # the policy model guarantees one of min/max
+        passed = value is not None and not np.isnan(value) and (
+            value >= bound if op == ">=" else value <= bound)
+        checks.append(ThresholdCheck(metric=metric, op=op, threshold=bound, value=value,
+                                     passed=passed))
+    return checks
+
+
+def test_version(version: VersionRecord, model: Any, data: pd.DataFrame, dataset_uri: str,
+                 dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = "test"
+                 ) -> TestResult:
+    """Run the test job and build the standard test record (not stored here)."""
+    features, labels = labelled_frame(data, version.input_schema, version.label, dataset_uri)
+    names = sorted(set(version.metrics) | set(thresholds))
+    metrics = compute_metrics(model, features, labels, names)
+    checks = check_thresholds(metrics, thresholds)
+    log.info("%s on %s: %s", version.ref, dataset_uri, metrics)
+    return TestResult(id=uuid.uuid4().hex, version_id=version.id, kind=kind,
+                      dataset_uri=dataset_uri, dataset_sha256=dataset_sha256, metrics=metrics,
+                      thresholds=checks, passed=all(c.passed for c in checks), report_uri=None,
+                      created_at=datetime.now(UTC).replace(tzinfo=None))
