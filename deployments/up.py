@@ -36,7 +36,8 @@ class Supervisor:
             ui_url = self.start_prefect()
             self.env["PREFECT_API_URL"] = self.api_url
             self.start_runtimes()
-            self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
+            serve = self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
+            self.wait_for_triggers(serve)
             self.submit(submit_paths)
             self.announce(ui_url)
             return self.watch()
@@ -78,6 +79,22 @@ class Supervisor:
                 "--tags", tags, "--port", str(runtime.port)])
             url = f"http://{self.settings.host}:{runtime.port}/health"
             wait_healthy(url, f"runtime {runtime.name}", 60, process)
+
+    def wait_for_triggers(self, serve: subprocess.Popen[bytes], seconds: float = 120) -> None:
+        """Submitting before the deployments' triggers exist would lose the events."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if serve.poll() is not None:
+                raise MlcError(f"serving the deployments failed; see {self.logs}/serve.log")
+            try:
+                found = httpx.post(f"{self.api_url}/automations/filter", json={}, timeout=5)
+                if found.status_code == 200 and found.json():
+                    time.sleep(2)  # let the server's trigger service load them
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        raise MlcError(f"the deployments' triggers did not appear within {seconds:.0f} s")
 
     def submit(self, paths: list[Path]) -> None:
         for path in paths:

@@ -41,7 +41,7 @@ def run_test_job(version: VersionRecord, test_data: str) -> TestResult:
 
 def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSignal:
     side = "below" if check.op == ">=" else "above"
-    value = "missing" if check.value is None else f"{check.value:.4g}"
+    value = "missing" if check.value is None else f"{check.value:.6g}"
     return AlertSignal(
         severity=Severity.WARNING, model=version.model, version=version.number,
         source="test-model", monitor="threshold", metric=check.metric, window=f"v{version.number}",
