@@ -32,6 +32,7 @@ class Supervisor:
 
     def run(self, submit_paths: list[Path]) -> int:
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops us as Ctrl-C does
+        signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
         try:
             ui_url = self.start_prefect()
             self.env["PREFECT_API_URL"] = self.api_url
