@@ -62,10 +62,7 @@ def test_model(model: str, number: int) -> bool:
         run_test_job(version, test_data), actor="test-model")
     create_table_artifact(
         key=f"test-{model}-v{number}", description=f"test of {version.ref}",
-        table=[{"metric": m, "value": round(v, 6),
-                **next(({"threshold": f"{c.op} {c.threshold:g}", "passed": c.passed}
-                        for c in result.thresholds if c.metric == m), {})}
-               for m, v in sorted(result.metrics.items())])
+        table=evaluation.result_table(result))
     for check in result.thresholds:
         if not check.passed:
             raise_alert(missed_threshold(version, check))

@@ -83,3 +83,16 @@ def test_version(version: VersionRecord, model: Any, data: pd.DataFrame, dataset
                       dataset_uri=dataset_uri, dataset_sha256=dataset_sha256, metrics=metrics,
                       thresholds=checks, passed=all(c.passed for c in checks), report_uri=None,
                       created_at=datetime.now(UTC).replace(tzinfo=None))
+
+
+def result_table(result: TestResult) -> list[dict[str, Any]]:
+    """One row per metric, with its threshold and pass where the policy sets one."""
+    checks = {c.metric: c for c in result.thresholds}
+    rows = []
+    for metric, value in sorted(result.metrics.items()):
+        row: dict[str, Any] = {"metric": metric, "value": round(value, 6)}
+        if metric in checks:
+            row |= {"threshold": f"{checks[metric].op} {checks[metric].threshold:g}",
+                    "passed": checks[metric].passed}
+        rows.append(row)
+    return rows

@@ -38,12 +38,12 @@ class AlertBook:
     ) -> tuple[Alert, bool]:
         """Open an alert, or count a repeat of the open one; queue a notification on each
         channel when it is new or the suppression window has passed. Returns (alert, queued)."""
-        return self.registry._retry_on_conflict(
+        return self.registry.retry_on_conflict(
             lambda: self._raise(signal, channels, window, now or utcnow()))
 
     def _raise(self, signal: AlertSignal, channels: list[str], window: timedelta,
                now: datetime) -> tuple[Alert, bool]:
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             row = session.execute(
                 select(AlertRow).where(AlertRow.open_key == signal.fingerprint()).with_for_update()
             ).scalar_one_or_none()
@@ -87,7 +87,7 @@ class AlertBook:
                                     next_attempt_at=now))
 
     def acknowledge(self, alert_id: int, actor: str) -> Alert:
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             row = self._locked(session, alert_id)
             if row.status != AlertStatus.OPEN:
                 raise IllegalTransitionError(f"alert {alert_id} is {row.status}, not open")
@@ -98,7 +98,7 @@ class AlertBook:
     def resolve(self, alert_id: int, actor: str) -> Alert:
         """Resolve; every channel that was told of the alert is told it is resolved (a
         ServiceNow incident is closed)."""
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             row = self._locked(session, alert_id)
             if row.status == AlertStatus.RESOLVED:
                 raise IllegalTransitionError(f"alert {alert_id} is already resolved")
@@ -111,7 +111,7 @@ class AlertBook:
             return Alert.model_validate(row)
 
     def _audit(self, session: Session, row: AlertRow, actor: str, action: str) -> None:
-        self.registry._audit(session, actor=actor, action=action, entity="alert",
+        self.registry.append_audit(session, actor=actor, action=action, entity="alert",
                              entity_id=str(row.id), model=row.model,
                              detail={"title": row.title, "fingerprint": row.fingerprint})
 
@@ -125,7 +125,7 @@ class AlertBook:
         return row
 
     def list(self, status: AlertStatus | None = None, model: str | None = None) -> list[Alert]:
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             query = select(AlertRow).order_by(AlertRow.last_seen.desc(), AlertRow.id.desc())
             if status is not None:
                 query = query.where(AlertRow.status == status.value)
@@ -134,14 +134,14 @@ class AlertBook:
             return [Alert.model_validate(r) for r in session.execute(query).scalars()]
 
     def get(self, alert_id: int) -> Alert:
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             return Alert.model_validate(self._locked(session, alert_id))
 
     # ---- outbox ----------------------------------------------------------------------------
 
     def due_deliveries(self, now: datetime) -> list[tuple[int, str, str, Alert]]:
         """(delivery id, channel, kind, alert) of every pending delivery that is due."""
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             rows = session.execute(
                 select(DeliveryRow, AlertRow)
                 .join(AlertRow, AlertRow.id == DeliveryRow.alert_id)
@@ -155,7 +155,7 @@ class AlertBook:
                        external_ref: str | None = None) -> None:
         """outcome: sent | transient (stays pending until next_attempt_at) | permanent."""
         now = utcnow()
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             row = session.execute(
                 select(DeliveryRow).where(DeliveryRow.id == delivery_id).with_for_update()
             ).scalar_one()
@@ -171,7 +171,7 @@ class AlertBook:
                 row.next_attempt_at = next_attempt_at or now
 
     def deliveries(self, alert_id: int) -> list[DeliveryRecord]:
-        with self.registry._tx() as session:
+        with self.registry.transaction() as session:
             rows = session.execute(
                 select(DeliveryRow).where(DeliveryRow.alert_id == alert_id).order_by(DeliveryRow.id)
             ).scalars()

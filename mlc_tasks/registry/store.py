@@ -79,12 +79,15 @@ class Registry:
     def close(self) -> None:
         self.engine.dispose()
 
+    # transaction, retry_on_conflict and append_audit are the extension points for stores that
+    # share this database and its audit log (registry/alerts.py).
+
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
 
-    def _retry_on_conflict(self, work: Callable[[], T], attempts: int = 5) -> T:
+    def retry_on_conflict(self, work: Callable[[], T], attempts: int = 5) -> T:
         """Unique constraints settle races between processes; the loser reads the winner's row."""
         for attempt in range(attempts):
             try:
@@ -96,7 +99,7 @@ class Registry:
 
     # ---- audit -----------------------------------------------------------------------------
 
-    def _audit(
+    def append_audit(
         self,
         session: Session,
         *,
@@ -129,7 +132,7 @@ class Registry:
         head.seq, head.hash = fields["seq"], digest
 
     def audit_events(self, model: str | None = None) -> list[audit.AuditEvent]:
-        with self._tx() as session:
+        with self.transaction() as session:
             return self._audit_events(session, model)
 
     @staticmethod
@@ -141,7 +144,7 @@ class Registry:
         return [audit.AuditEvent.model_validate(r, from_attributes=True) for r in rows]
 
     def verify_audit(self) -> audit.AuditReport:
-        with self._tx() as session:  # rows and head from one snapshot (the head is locked)
+        with self.transaction() as session:  # rows and head from one snapshot (the head is locked)
             head = session.execute(
                 select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
             ).scalar_one()
@@ -156,12 +159,12 @@ class Registry:
     ) -> tuple[VersionRecord, bool]:
         """Register a version; the same source submitted again returns the existing version and
         False. Creates or updates the model's description fields."""
-        return self._retry_on_conflict(lambda: self._register_version(spec, new, actor))
+        return self.retry_on_conflict(lambda: self._register_version(spec, new, actor))
 
     def _register_version(
         self, spec: ModelSpec, new: NewVersion, actor: str
     ) -> tuple[VersionRecord, bool]:
-        with self._tx() as session:
+        with self.transaction() as session:
             model = self._upsert_model(session, spec, actor)
             existing = session.execute(
                 select(VersionRow).where(
@@ -185,7 +188,7 @@ class Registry:
             )
             session.add(row)
             session.flush()
-            self._audit(
+            self.append_audit(
                 session,
                 actor=actor,
                 action="version.submitted",
@@ -212,27 +215,27 @@ class Registry:
             model = ModelRow(name=spec.name, created_at=utcnow(), **fields)
             session.add(model)
             session.flush()
-            self._audit(session, actor=actor, action="model.created", entity="model",
+            self.append_audit(session, actor=actor, action="model.created", entity="model",
                         entity_id=spec.name, model=spec.name, detail=fields)
         elif any(getattr(model, k) != v for k, v in fields.items()):
             changed = {k: v for k, v in fields.items() if getattr(model, k) != v}
             for key, value in changed.items():
                 setattr(model, key, value)
-            self._audit(session, actor=actor, action="model.updated", entity="model",
+            self.append_audit(session, actor=actor, action="model.updated", entity="model",
                         entity_id=spec.name, model=spec.name, detail=changed)
         return model
 
     def get_model(self, name: str) -> ModelRecord:
-        with self._tx() as session:
+        with self.transaction() as session:
             return ModelRecord.model_validate(self._model_row(session, name))
 
     def list_models(self) -> list[ModelRecord]:
-        with self._tx() as session:
+        with self.transaction() as session:
             rows = session.execute(select(ModelRow).order_by(ModelRow.name)).scalars()
             return [ModelRecord.model_validate(r) for r in rows]
 
     def list_versions(self, model: str, limit: int | None = None) -> list[VersionRecord]:
-        with self._tx() as session:
+        with self.transaction() as session:
             row = self._model_row(session, model)
             query = (
                 select(VersionRow)
@@ -243,7 +246,7 @@ class Registry:
             return [self._version_record(v, model) for v in session.execute(query).scalars()]
 
     def get_version(self, model: str, number: int) -> VersionRecord:
-        with self._tx() as session:
+        with self.transaction() as session:
             row = self._model_row(session, model)
             version = session.execute(
                 select(VersionRow).where(
@@ -255,7 +258,7 @@ class Registry:
             return self._version_record(version, model)
 
     def get_version_by_id(self, version_id: str) -> VersionRecord:
-        with self._tx() as session:
+        with self.transaction() as session:
             found = session.execute(
                 select(VersionRow, ModelRow.name)
                 .join(ModelRow, ModelRow.id == VersionRow.model_id)
@@ -269,7 +272,7 @@ class Registry:
         self, version_id: str, target: State, actor: str, reason: str = ""
     ) -> VersionRecord:
         """Move a version along the life-cycle table; an illegal move changes nothing."""
-        with self._tx() as session:
+        with self.transaction() as session:
             row, model = self._locked_version(session, version_id)
             self._set_state(session, row, model, target, actor, reason)
             return self._version_record(row, model)
@@ -282,7 +285,7 @@ class Registry:
             return
         lifecycle.check_transition(current, target)
         row.state = target.value
-        self._audit(session, actor=actor, action=f"version.{target.value}", entity="version",
+        self.append_audit(session, actor=actor, action=f"version.{target.value}", entity="version",
                     entity_id=row.id, model=model, reason=reason,
                     detail={"number": row.number, "from": current.value, "to": target.value})
 
@@ -313,13 +316,13 @@ class Registry:
     def upsert_runtime(
         self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
     ) -> RuntimeRecord:
-        return self._retry_on_conflict(lambda: self._upsert_runtime(name, url, tags, capabilities))
+        return self.retry_on_conflict(lambda: self._upsert_runtime(name, url, tags, capabilities))
 
     def _upsert_runtime(
         self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
     ) -> RuntimeRecord:
         now = utcnow()
-        with self._tx() as session:
+        with self.transaction() as session:
             row = session.execute(
                 select(RuntimeRow).where(RuntimeRow.name == name).with_for_update()
             ).scalar_one_or_none()
@@ -332,25 +335,25 @@ class Registry:
             row.url, row.tags, row.capabilities = url, tags, capabilities
             row.started_at = row.last_heartbeat = now
             if changed:
-                self._audit(session, actor="runtime:" + name, action="runtime.registered",
+                self.append_audit(session, actor="runtime:" + name, action="runtime.registered",
                             entity="runtime", entity_id=name, model=None,
                             detail={"url": url, "tags": tags, "capabilities": capabilities})
             session.flush()
             return RuntimeRecord.model_validate(row)
 
     def heartbeat(self, name: str) -> None:
-        with self._tx() as session:
+        with self.transaction() as session:
             session.execute(
                 update(RuntimeRow).where(RuntimeRow.name == name).values(last_heartbeat=utcnow())
             )
 
     def list_runtimes(self) -> list[RuntimeRecord]:
-        with self._tx() as session:
+        with self.transaction() as session:
             rows = session.execute(select(RuntimeRow).order_by(RuntimeRow.name)).scalars()
             return [RuntimeRecord.model_validate(r) for r in rows]
 
     def get_runtime(self, name: str) -> RuntimeRecord:
-        with self._tx() as session:
+        with self.transaction() as session:
             row = session.execute(
                 select(RuntimeRow).where(RuntimeRow.name == name)
             ).scalar_one_or_none()
@@ -366,7 +369,7 @@ class Registry:
         """Record that a runtime now serves a version: close the runtime's previous deployment,
         move the version's state (approved → deployed), audit; all in one transaction."""
         now = utcnow()
-        with self._tx() as session:
+        with self.transaction() as session:
             runtime_row = session.execute(  # locked: one open deployment per runtime
                 select(RuntimeRow).where(RuntimeRow.name == runtime).with_for_update()
             ).scalar_one_or_none()
@@ -386,14 +389,14 @@ class Registry:
                                        deployed_at=now, deployed_by=actor, reason=reason)
             session.add(deployment)
             session.flush()
-            self._audit(session, actor=actor, action="version.deployed_to", entity="version",
+            self.append_audit(session, actor=actor, action="version.deployed_to", entity="version",
                         entity_id=row.id, model=model, reason=reason,
                         detail={"number": row.number, "runtime": runtime, "env": env},
                         evidence_sha256=row.artifact_sha256)
             return self._deployment_record(deployment, row, model, runtime)
 
     def current_deployment(self, runtime: str) -> DeploymentRecord | None:
-        with self._tx() as session:
+        with self.transaction() as session:
             found = session.execute(
                 self._deployment_query()
                 .where(RuntimeRow.name == runtime, DeploymentRow.replaced_at.is_(None))
@@ -401,7 +404,7 @@ class Registry:
             return self._deployment_record(*found) if found else None
 
     def deployments(self, model: str) -> list[DeploymentRecord]:
-        with self._tx() as session:
+        with self.transaction() as session:
             rows = session.execute(
                 self._deployment_query()
                 .where(ModelRow.name == model)
@@ -411,7 +414,7 @@ class Registry:
 
     def version_in_env_at(self, model: str, env: str, at: datetime) -> VersionRecord | None:
         """Which version served `env` (e.g. prod) for a model at time `at` (naive UTC)."""
-        with self._tx() as session:
+        with self.transaction() as session:
             found = session.execute(
                 select(VersionRow, ModelRow.name)
                 .join(DeploymentRow, DeploymentRow.version_id == VersionRow.id)
@@ -449,12 +452,12 @@ class Registry:
     # ---- test results ----------------------------------------------------------------------
 
     def add_test_result(self, result: TestResult, actor: str) -> TestResult:
-        with self._tx() as session:
+        with self.transaction() as session:
             _, model = self._locked_version(session, result.version_id)
             data = result.model_dump(mode="json")
             data["created_at"] = result.created_at
             session.add(TestResultRow(**data))
-            self._audit(session, actor=actor, action="test_result.recorded", entity="version",
+            self.append_audit(session, actor=actor, action="test_result.recorded", entity="version",
                         entity_id=result.version_id, model=model,
                         detail={"kind": result.kind, "passed": result.passed,
                                 "metrics": result.metrics},
@@ -462,7 +465,7 @@ class Registry:
             return result
 
     def test_results(self, version_id: str) -> list[TestResult]:
-        with self._tx() as session:
+        with self.transaction() as session:
             rows = session.execute(
                 select(TestResultRow)
                 .where(TestResultRow.version_id == version_id)
