@@ -271,6 +271,100 @@ def alerts_resolve(alert_id: int, as_user: AsUser = None) -> None:
                    "see `mlc alerts --json`", err=True)
 
 
+@app.command("tasks")
+@friendly
+def list_tasks(
+    show_all: Annotated[bool, typer.Option("--all", help="Closed tasks too.")] = False,
+    model: Annotated[str | None, typer.Option(help="Only this model's tasks.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Human tasks waiting for a decision: approvals and error reviews."""
+    from mlc_tasks.registry.tasks import TaskBook
+    from mlc_tasks.task_records import TaskStatus
+
+    ctx = Context()
+    found = TaskBook(ctx.registry).list(None if show_all else TaskStatus.OPEN, model)
+    if json_out:
+        emit_json(found)
+        return
+    ui = ctx.prefect_api_url().removesuffix("/api")
+    show_table("human tasks", ["id", "kind", "version", "step", "status", "group", "quorum",
+                               "waiting since (UTC)", "deadline (UTC)", "Prefect UI"],
+               [[t.id, t.kind, t.ref, t.step, t.status, ",".join(t.groups) or "any", t.quorum,
+                 f"{t.created_at:%Y-%m-%d %H:%M}",
+                 f"{t.deadline:%Y-%m-%d %H:%M}" if t.deadline else "-",
+                 f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else "-"]
+                for t in found])
+
+
+def _decide(task_id: int, actor: str, decision: str, comment: str) -> None:
+    from deployments.decide import submit_decision
+
+    made, task = submit_decision(Context(), task_id, actor, decision, comment)
+    if not made.accepted:
+        typer.echo(f"refused: {made.refusal} (recorded in the audit log)", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"task {task.id} ({task.kind} of {task.ref}): {decision} by {actor} recorded; "
+               f"task is {task.status}" + (f": {task.outcome}" if task.outcome else ""))
+
+
+@app.command()
+@friendly
+def approve(
+    task_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="The approver (a member of the group).")],
+    comment: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+) -> None:
+    """Approve a version (an approval task); the flow goes on once the quorum is reached."""
+    _decide(task_id, as_user, "approve", comment)
+
+
+@app.command()
+@friendly
+def reject(
+    task_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="The approver (a member of the group).")],
+    reason: Annotated[str, typer.Option(help="Why; the version ends rejected with it.")],
+) -> None:
+    """Reject a version (an approval task)."""
+    _decide(task_id, as_user, "reject", reason)
+
+
+@app.command()
+@friendly
+def review(
+    task_id: int,
+    as_user: Annotated[str, typer.Option("--as", help="The reviewer.")],
+    action: Annotated[str, typer.Option(help="retry the failed step, or abort (version fails).")],
+    comment: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+) -> None:
+    """Decide an error review: retry the failed step or abort."""
+    if action not in ("retry", "abort"):
+        raise InvalidInputError(f"--action: '{action}' is not retry or abort")
+    _decide(task_id, as_user, action, comment)
+
+
+@app.command()
+@friendly
+def rollback(
+    name: str,
+    env: Annotated[str, typer.Option(help="The stage to roll back: prod or qa.")] = "prod",
+    as_user: AsUser = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "rollback",
+) -> None:
+    """Redeploy the last good version (the one served before the current) on a stage."""
+    ctx = Context()
+    stages = ctx.policy().deployment
+    if env not in ("prod", "qa"):
+        raise InvalidInputError(f"--env: '{env}' is not prod or qa")
+    runtime = ctx.choose_runtime(getattr(stages, env))
+    target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
+    version = ctx.registry.get_version(name, target.version_number)
+    runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime, version,
+                            as_user or current_user(), f"{reason}: back to {version.ref}")
+    typer.echo(f"rolled back {runtime.name} to {version.ref}")
+
+
 @app.command()
 @friendly
 def up(

@@ -8,6 +8,7 @@ from prefect.events import DeploymentEventTrigger
 
 from flows.alerts import alert_sweeper
 from flows.deploy_model import deploy_model
+from flows.on_model_changed import on_model_changed
 from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY
 
@@ -20,14 +21,21 @@ def all_deployments() -> list[RunnerDeployment]:
             description="Deploy a model version onto the runtime whose tags match.",
             tags=["mlc"],
         ),
-        test_model.to_deployment(
-            name="test-model",
-            description="Test a submitted version against the policy's thresholds.",
+        on_model_changed.to_deployment(
+            name="on-model-changed",
+            description="From submission to production: train, test, scan, approve, deploy "
+                        "QA then production.",
             triggers=[DeploymentEventTrigger(
                 expect={MODEL_READY},
                 parameters={"model": "{{ event.payload.model }}",
                             "number": "{{ event.payload.number }}"},
             )],
+            tags=["mlc"],
+        ),
+        test_model.to_deployment(
+            name="test-model",
+            description="Test a version against the policy's thresholds (a step of "
+                        "on-model-changed).",
             tags=["mlc"],
         ),
         alert_sweeper.to_deployment(

@@ -28,6 +28,7 @@ class Supervisor:
         self.settings = settings
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.env = os.environ.copy()
+        self.env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")  # triggered runs start sooner
         self.logs = settings.home / "logs"
 
     def run(self, submit_paths: list[Path]) -> int:
@@ -39,6 +40,7 @@ class Supervisor:
             self.start_runtimes()
             serve = self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
             self.wait_for_triggers(serve)
+            self.restart_waiting_runs()
             self.submit(submit_paths)
             self.announce(ui_url)
             return self.watch()
@@ -96,6 +98,16 @@ class Supervisor:
                 pass
             time.sleep(1)
         raise MlcError(f"the deployments' triggers did not appear within {seconds:.0f} s")
+
+    def restart_waiting_runs(self) -> None:
+        """Runs that waited on a person died with the last `mlc up`; start them again."""
+        done = subprocess.run([PYTHON, "-m", "deployments.recovery"], env=self.env, text=True,
+                              capture_output=True)
+        restarted = [line for line in done.stderr.splitlines() if "restarted as" in line]
+        for line in restarted:
+            say(line)
+        if done.returncode != 0:
+            say(f"restarting waiting runs failed: {done.stderr.strip()[-500:]}")
 
     def submit(self, paths: list[Path]) -> None:
         for path in paths:

@@ -5,11 +5,14 @@
     │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
     │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
     │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
-    │   └── UnsafeUrlError         an outbound URL that is not https, not allowed, or private
+    │   ├── UnsafeUrlError         an outbound URL that is not https, not allowed, or private
+    │   └── PolicyError            the policy file does not cover a case (e.g. no approval rule)
     ├── NotFoundError              a model, version, runtime or task that does not exist
     ├── IllegalTransitionError     a life-cycle move the transition table forbids
     ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
     ├── AuditChainError            the audit log's hash chain is broken
+    ├── TaskClosedError            a decision on a human task that is no longer open
+    ├── SmokeTestError             a runtime took a version but does not serve it correctly
     ├── PermanentDeliveryError     a channel refused an alert (400, 401, 403, 404): not retried
     └── TransientError             I/O that may succeed if tried again
         ├── RuntimeUnavailableError  a runtime did not answer
@@ -79,3 +82,15 @@ class DeliveryFailedError(TransientError):
 
 class PermanentDeliveryError(MlcError):
     """A channel refused the request; sending it again would fail the same way."""
+
+
+class PolicyError(InvalidInputError):
+    """The policy file does not cover a case it must (e.g. no approval rule for a model)."""
+
+
+class TaskClosedError(MlcError):
+    """A decision on a human task that is no longer open."""
+
+
+class SmokeTestError(MlcError):
+    """A runtime accepted a version but its health or predictions are not what they must be."""

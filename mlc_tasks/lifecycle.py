@@ -54,7 +54,7 @@ def check_deployable(state: State, env: str | None) -> None:
 
 
 def state_after_deploy(state: State, env: str | None) -> State:
-    """The state a version has after a deployment: approved becomes deployed; a version tried
-    on a non-production runtime keeps its state."""
+    """The state a version has after a deployment: approved becomes deployed in production; a
+    version on a non-production runtime (QA) keeps its state."""
     check_deployable(state, env)
-    return State.DEPLOYED if state == State.APPROVED else state
+    return State.DEPLOYED if state == State.APPROVED and env == "prod" else state

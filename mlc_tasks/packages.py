@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.scoring import Column, rows_from_request
@@ -43,7 +51,8 @@ class TrainingSpec(BaseModel):
 
     estimator: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
-    data: str = Field(min_length=1, description="labelled training data, relative to the package")
+    data: str = Field(min_length=1, description="labelled training data: a path in the package, "
+                      "or an fsspec URL read when the training job runs")
     seed: int
 
 
@@ -78,6 +87,20 @@ class ModelSpec(BaseModel):
     sensitive_attributes: list[str] = Field(default_factory=list)
     test_data: str | None = None
     sample: str = "sample.json"
+    requirements: dict[str, str] = Field(
+        default_factory=dict,
+        description="runtime capability → version specifier, e.g. sklearn: '>=1.9,<2'")
+
+    @field_validator("requirements")
+    @classmethod
+    def _specifiers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, spec in value.items():
+            try:
+                SpecifierSet(spec)
+            except InvalidSpecifier as exc:
+                raise ValueError(f"requirements.{name}: '{spec}' is not a version specifier "
+                                 "such as '>=1.9,<2'") from exc
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
@@ -116,7 +139,7 @@ def load_package(root: Path | str) -> ModelPackage:
         raise InvalidPackageError(f"{root}: not a folder")
     spec = parse_model_yaml(root / "model.yaml")
     artifact = _existing_file(root, spec.artifact) if spec.artifact else None
-    if spec.training:
+    if spec.training and not is_url(spec.training.data):
         _existing_file(root, spec.training.data)
     if spec.lineage.training_data:
         _existing_file(root, spec.lineage.training_data)
@@ -139,6 +162,11 @@ def parse_model_yaml(path: Path) -> ModelSpec:
         return ModelSpec.model_validate(raw)
     except ValidationError as exc:
         raise InvalidPackageError(f"{path}: {describe_errors(exc)}") from exc
+
+
+def is_url(location: str) -> bool:
+    """A location outside the package (any fsspec URL), read when a job runs."""
+    return "://" in location
 
 
 def describe_errors(exc: ValidationError) -> str:

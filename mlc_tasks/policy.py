@@ -1,16 +1,43 @@
-"""The policy file (YAML, validated): alert routing and business thresholds. Other processes
-add their sections here (approvals, schedules)."""
+"""The policy file (YAML, validated): alert routing, business thresholds, approver groups and
+approval rules per model type and risk tier, and the runtime tags of each deployment stage."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 from mlc_tasks.alert_records import Severity
-from mlc_tasks.errors import InvalidInputError
-from mlc_tasks.packages import METRICS, ModelType, describe_errors
+from mlc_tasks.errors import InvalidInputError, PolicyError
+from mlc_tasks.packages import METRICS, ModelType, RiskTier
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `15m`, `48h`, `2d` (or a timedelta) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", str(value))
+    if not found or float(found[1]) <= 0:
+        raise ValueError(f"'{value}' is not a duration such as 90s, 15m, 48h or 2d")
+    return timedelta(seconds=float(found[1]) * UNITS[found[2]])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration),
+                     PlainSerializer(lambda d: f"{d.total_seconds():g}s")]
 
 
 class RouteMatch(BaseModel):
@@ -52,12 +79,68 @@ class Threshold(BaseModel):
         return self
 
 
+class ApprovalMatch(BaseModel):
+    """Every given list must contain the model's value; an empty match matches all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_type: list[ModelType] = Field(default_factory=list)
+    risk_tier: list[RiskTier] = Field(default_factory=list)
+
+    def matches(self, model_type: str, risk_tier: str) -> bool:
+        return ((not self.model_type or model_type in self.model_type)
+                and (not self.risk_tier or risk_tier in self.risk_tier))
+
+
+class ApprovalRule(BaseModel):
+    """Who must approve a version before production: `quorum` distinct members of `groups`
+    within `deadline`; or nobody, when `auto_approve` is true."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    match: ApprovalMatch = Field(default_factory=ApprovalMatch)
+    auto_approve: bool = False
+    groups: list[str] = Field(default_factory=list)
+    quorum: int = Field(default=1, ge=1)
+    deadline: Duration = timedelta(hours=72)
+
+    @model_validator(mode="after")
+    def _approvers(self) -> ApprovalRule:
+        if not self.auto_approve and not self.groups:
+            raise ValueError("name the approver 'groups', or set 'auto_approve: true'")
+        return self
+
+
+class DeploymentStages(BaseModel):
+    """The runtime tags each stage deploys to: QA first, then production."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    qa: dict[str, str] = Field(default_factory=lambda: {"env": "qa"}, min_length=1)
+    prod: dict[str, str] = Field(default_factory=lambda: {"env": "prod"}, min_length=1)
+
+
+class ReviewPolicy(BaseModel):
+    """Who reviews a failed step (any group member; anyone when no groups) and by when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    groups: list[str] = Field(default_factory=list)
+    deadline: Duration = timedelta(hours=72)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     thresholds: dict[ModelType, dict[str, Threshold]] = Field(
         default_factory=dict, description="per model type: metric → bound")
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="approver group → its members' user names")
+    approvals: list[ApprovalRule] = Field(
+        default_factory=list, description="the first rule that matches a model applies")
+    reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    deployment: DeploymentStages = Field(default_factory=DeploymentStages)
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Policy:
@@ -68,22 +151,88 @@ class Policy(BaseModel):
                                  f"{', '.join(sorted(METRICS[model_type]))}")
         return self
 
+    @model_validator(mode="after")
+    def _known_groups(self) -> Policy:
+        for index, rule in enumerate(self.approvals):
+            unknown = [g for g in rule.groups if g not in self.groups]
+            if unknown:
+                raise ValueError(f"approvals.{index}.groups: {unknown} not defined under 'groups'")
+            members = self.members(rule.groups)
+            if not rule.auto_approve and len(members) < rule.quorum:
+                raise ValueError(f"approvals.{index}.quorum: {rule.quorum} approvals needed but "
+                                 f"the groups have {len(members)} member(s)")
+        unknown = [g for g in self.reviews.groups if g not in self.groups]
+        if unknown:
+            raise ValueError(f"reviews.groups: {unknown} not defined under 'groups'")
+        return self
+
     def thresholds_for(self, model_type: str) -> dict[str, Threshold]:
         return dict(self.thresholds.get(ModelType(model_type), {}))
 
+    def approval_rule(self, model_type: str, risk_tier: str) -> ApprovalRule:
+        """The first approval rule matching the model; none matching is a policy gap."""
+        for rule in self.approvals:
+            if rule.match.matches(model_type, risk_tier):
+                return rule
+        raise PolicyError(f"the policy has no approval rule for a {risk_tier}-risk "
+                          f"{model_type} model; add one under 'approvals'")
+
+    def members(self, groups: list[str]) -> set[str]:
+        return {member for group in groups for member in self.groups.get(group, [])}
+
 
 def load_policy(path: Path | None) -> Policy:
-    """The policy at `path`, or the default policy when there is no file."""
+    """The policy at `path`, or the default policy when there is no file. Errors name the line
+    and the field."""
     if path is None:
         return Policy()
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text()
+        raw = yaml.safe_load(text) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise InvalidInputError(f"{path}: cannot read the policy: {exc}") from exc
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidInputError(f"{path}: {describe_errors(exc)}") from exc
+        raise InvalidInputError(f"{path}: {describe_policy_errors(exc, text)}") from exc
+
+
+def describe_policy_errors(exc: ValidationError, text: str) -> str:
+    parts = []
+    for err in exc.errors():
+        loc: list[Any] = [p for p in err["loc"] if not str(p).startswith("function-")]
+        msg = err["msg"].removeprefix("Value error, ")
+        cross_field = re.match(r"([\w.-]+): (.*)", msg)  # whole-policy checks name their field
+        if not loc and cross_field:
+            loc = [int(p) if p.isdigit() else p for p in cross_field[1].split(".")]
+            msg = cross_field[2]
+        field = ".".join(str(p) for p in loc) or "(top level)"
+        line = yaml_line(text, loc)
+        where = f"line {line}, " if line else ""
+        parts.append(f"{where}field '{field}': {msg}")
+    return "; ".join(parts)
+
+
+def yaml_line(text: str, loc: list[Any]) -> int | None:
+    """The 1-based line of the deepest YAML node on the path `loc` (keys and list indexes)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(
+                node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def route_alert(

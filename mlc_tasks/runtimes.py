@@ -15,6 +15,7 @@ from mlc_tasks.errors import (
     MlcError,
     RuntimeSelectionError,
     RuntimeUnavailableError,
+    SmokeTestError,
 )
 from mlc_tasks.registry import DeploymentRecord, Registry, RuntimeRecord, VersionRecord
 from mlc_tasks.scoring import Column
@@ -107,6 +108,10 @@ class RuntimeClient:
     def rollback(self) -> dict[str, Any]:
         return self._call("POST", "/admin/rollback")
 
+    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
+        body = self._call("POST", "/invocations", json={"dataframe_records": rows})
+        return list(body.get("predictions", []))
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self._client.request(method, path, **kwargs)
@@ -156,3 +161,32 @@ def deploy_version(
         raise
     log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
     return record
+
+
+def smoke_test(client: RuntimeClient, version: VersionRecord) -> int:
+    """The runtime's health must name the version, and it must score the sample rows (one
+    prediction per row). Returns the number of rows scored."""
+    serving = client.health().get("deployed") or {}
+    if serving.get("version_id") != version.id:
+        raise SmokeTestError(f"{client.url} reports {serving.get('model')}:"
+                             f"{serving.get('number')} after deploying {version.ref}")
+    predictions = client.predict(version.sample_rows)
+    if len(predictions) != len(version.sample_rows):
+        raise SmokeTestError(f"{client.url} answered {len(predictions)} predictions for "
+                             f"{len(version.sample_rows)} sample rows of {version.ref}")
+    return len(predictions)
+
+
+def rollback_target(history: list[DeploymentRecord], runtime: str) -> DeploymentRecord:
+    """The deployment to go back to on `runtime`: the newest one before the current, of another
+    version ("the last good one")."""
+    on_runtime = [d for d in history if d.runtime == runtime]
+    current = next((d for d in reversed(on_runtime) if d.replaced_at is None), None)
+    if current is None:
+        raise InvalidInputError(f"{runtime} serves nothing of this model; nothing to roll back")
+    earlier = [d for d in on_runtime if d.deployed_at <= current.deployed_at
+               and d.id != current.id and d.version_id != current.version_id]
+    if not earlier:
+        raise InvalidInputError(f"{runtime} has served only {current.model}:"
+                                f"{current.version_number}; there is no earlier version")
+    return max(earlier, key=lambda d: (d.deployed_at, d.id))

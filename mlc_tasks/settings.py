@@ -66,6 +66,9 @@ class MlcSettings(BaseSettings):
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
     request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
+    deploy_retry_delays: list[float] = Field(
+        default_factory=lambda: [2.0, 10.0],
+        description="Waits before retrying a deploy to a runtime that did not answer.")
 
     # ---- alerts (secrets: these settings for local runs, else Prefect Secret blocks named
     # mlc-slack-webhook-url, mlc-servicenow-password, mlc-servicenow-client-secret,

@@ -8,10 +8,11 @@ import tarfile
 from pathlib import Path
 
 import fsspec
+import yaml
 
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import InvalidPackageError
-from mlc_tasks.packages import ModelPackage, file_sha256, load_package
+from mlc_tasks.packages import ModelPackage, ModelSpec, file_sha256, is_url, load_package
 from mlc_tasks.registry import NewVersion, Registry, VersionRecord
 from mlc_tasks.serialization import inspect_artifact
 
@@ -48,7 +49,9 @@ def describe_version(
         artifact_uri, artifact_sha256 = store.put(data)
         artifact_format = "skops"
     training_data = spec.training.data if spec.training else spec.lineage.training_data
-    data_sha = file_sha256(package.resolve(training_data)) if training_data else None
+    # data outside the package is hashed by the training job, when it is read
+    data_sha = (file_sha256(package.resolve(training_data))
+                if training_data and not is_url(training_data) else None)
     package_uri, package_sha = store.put(pack_folder(package))
     return NewVersion(
         source_sha256=artifact_sha256 or package_sha,
@@ -87,6 +90,9 @@ def pack_folder(package: ModelPackage) -> bytes:
     return data[:4] + b"\0\0\0\0" + data[8:] if data[:2] == b"\x1f\x8b" else data
 
 
+def stored_spec(package_uri: str) -> ModelSpec:
+    """The model.yaml of a stored package."""
+    return ModelSpec.model_validate(yaml.safe_load(package_member(package_uri, "model.yaml")))
 
 
 def package_member(package_uri: str, relative: str) -> bytes:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from typing import Any
 
+import fsspec
 import pandas as pd
+import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -17,9 +21,13 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from mlc_tasks.errors import InvalidPackageError
-from mlc_tasks.packages import ModelType, TrainingSpec
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.packages import ModelType, TrainingSpec, is_url
+from mlc_tasks.registry import VersionRecord
 from mlc_tasks.scoring import Column
+from mlc_tasks.serialization import inspect_artifact
+from mlc_tasks.submission import package_member
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +78,35 @@ def fit(
     pipeline.fit(data[[c.name for c in schema]], data[label])
     log.info("trained %s on %d rows", spec.estimator, len(data))
     return pipeline
+
+
+def read_training_data(location: str, package_uri: str) -> bytes:
+    """The training data: a file in the stored package, or any fsspec URL."""
+    if not is_url(location):
+        return package_member(package_uri, location)
+    try:
+        with fsspec.open(location, "rb") as file:
+            return bytes(file.read())
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"training data {location}: cannot be read: {exc}") from exc
+
+
+def train_artifact(version: VersionRecord, model_type: ModelType, reviewed_types: list[str],
+                   store: ArtifactStore) -> dict[str, Any]:
+    """Run the training job of a version submitted with a training spec: fit, save as skops,
+    check its types, store it. Returns the fields `Registry.attach_artifact` records."""
+    if version.training is None or version.package_uri is None:
+        raise InvalidPackageError(f"{version.ref}: no training spec to train from")
+    spec = TrainingSpec.model_validate(version.training)
+    raw = read_training_data(spec.data, version.package_uri)
+    try:
+        data = pd.read_csv(io.BytesIO(raw))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"training data {spec.data}: not a CSV file: {exc}") from exc
+    pipeline = fit(model_type, spec, version.input_schema, data, version.label)
+    artifact = sio.dumps(pipeline)
+    types = inspect_artifact(artifact, f"{version.ref} (trained)", reviewed_types)
+    uri, sha = store.put(artifact)
+    return {"artifact_uri": uri, "artifact_sha256": sha, "format": "skops",
+            "artifact_types": types.all_types, "trusted_types": types.needs_review,
+            "training_data_sha256": hashlib.sha256(raw).hexdigest()}

@@ -273,8 +273,37 @@ class Registry:
     ) -> VersionRecord:
         """Move a version along the life-cycle table; an illegal move changes nothing."""
         with self.transaction() as session:
+            return self.move_version(session, version_id, target, actor, reason)
+
+    def move_version(
+        self, session: Session, version_id: str, target: State, actor: str, reason: str = ""
+    ) -> VersionRecord:
+        """`transition` inside a caller's transaction (an extension point, like append_audit)."""
+        row, model = self._locked_version(session, version_id)
+        self._set_state(session, row, model, target, actor, reason)
+        return self._version_record(row, model)
+
+    def attach_artifact(
+        self, version_id: str, artifact: dict[str, Any], actor: str, reason: str
+    ) -> VersionRecord:
+        """Record what the training job produced (artifact uri, sha256, format, types, data
+        hash) and move the version submitted → trained; a version that has an artifact already
+        keeps it."""
+        fields = {"artifact_uri", "artifact_sha256", "format", "artifact_types",
+                  "trusted_types", "training_data_sha256"}
+        if set(artifact) != fields:
+            raise ValueError(f"attach_artifact needs exactly {sorted(fields)}")
+        with self.transaction() as session:
             row, model = self._locked_version(session, version_id)
-            self._set_state(session, row, model, target, actor, reason)
+            if row.artifact_uri is not None:
+                return self._version_record(row, model)
+            for key, value in artifact.items():
+                setattr(row, key, value)
+            self.append_audit(session, actor=actor, action="version.artifact_attached",
+                              entity="version", entity_id=row.id, model=model, reason=reason,
+                              detail={"number": row.number, **artifact},
+                              evidence_sha256=artifact["artifact_sha256"])
+            self._set_state(session, row, model, State.TRAINED, actor, reason)
             return self._version_record(row, model)
 
     def _set_state(

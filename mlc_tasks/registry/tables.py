@@ -189,3 +189,42 @@ class DeliveryAttemptRow(Base):
     at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))  # sent | transient | permanent
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class HumanTaskRow(Base):
+    """An approval or error review. `open_key` (version:kind:step) is set while the task is
+    open, so a rerun of the flow finds the same task instead of opening a second one."""
+
+    __tablename__ = "human_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    open_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    step: Mapped[str] = mapped_column(String(32))
+    groups: Mapped[list[Any]]
+    quorum: Mapped[int]
+    deadline: Mapped[datetime | None]
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    holder: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    outcome: Mapped[str] = mapped_column(Text)
+
+
+class TaskDecisionRow(Base):
+    """Every attempt to decide a task, accepted or refused."""
+
+    __tablename__ = "task_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("human_tasks.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text)
+    accepted: Mapped[bool]
+    refusal: Mapped[str | None] = mapped_column(Text)
+    via: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime]

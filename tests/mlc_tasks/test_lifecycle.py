@@ -28,7 +28,7 @@ def test_transition_table(current: State, target: State) -> None:
     [
         (S.SUBMITTED, "qa", S.SUBMITTED),
         (S.TESTED, "qa", S.TESTED),
-        (S.APPROVED, "qa", S.DEPLOYED),
+        (S.APPROVED, "qa", S.APPROVED),  # deployed means: in production
         (S.APPROVED, "prod", S.DEPLOYED),
         (S.DEPLOYED, "prod", S.DEPLOYED),
         (S.SUBMITTED, None, S.SUBMITTED),

@@ -1,0 +1,93 @@
+"""Deciding human tasks from the command line: the same typed input as the Prefect UI form,
+sent to the paused flow run through Prefect's resume API (validated by the server against the
+form's schema); the flow records the attempt, and we wait for that record to report it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+
+from deployments.context import Context
+from mlc_tasks.errors import InvalidInputError, MlcError, TaskClosedError, TransientError
+from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.task_records import HumanTask, TaskDecision, TaskKind, TaskStatus
+
+
+def holder_alive(holder: str | None) -> bool:
+    """Whether the process holding a paused run still lives (unknown on another host: yes)."""
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def form_input(task: HumanTask, actor: str, decision: str, comment: str) -> dict[str, Any]:
+    if task.kind == TaskKind.APPROVAL:
+        return {"decision": decision, "approver": actor, "comment": comment}
+    return {"action": decision, "reviewer": actor, "comment": comment}
+
+
+def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
+                    wait_seconds: float = 30.0) -> tuple[TaskDecision, HumanTask]:
+    """Resume the task's paused run with the form input and wait until the flow has recorded
+    the attempt. Returns the recorded attempt (accepted or refused) and the task after it."""
+    book = TaskBook(ctx.registry)
+    task = book.get(task_id)
+    if task.status != TaskStatus.OPEN:
+        raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
+    seen = len(book.decisions(task_id))
+    run_id = wait_until_paused(book, task_id, wait_seconds)
+    with get_client(sync_client=True) as client:
+        result = client.resume_flow_run(run_id, run_input=form_input(task, actor, decision,
+                                                                     comment))
+    if result.status.value != "ACCEPT":
+        reason = getattr(result.details, "reason", result.details)
+        raise InvalidInputError(f"the Prefect server refused the input: {reason}")
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        made = book.decisions(task_id)[seen:]
+        mine = [d for d in made if d.actor == actor]
+        if mine:
+            return mine[-1], book.get(task_id)
+        if book.get(task_id).status != TaskStatus.OPEN and not made:
+            raise TaskClosedError(f"task {task_id} closed before the decision was taken: "
+                                  f"{book.get(task_id).outcome}")
+        time.sleep(0.2)
+    raise TransientError(f"the flow run {run_id} took the input but recorded no decision within "
+                         f"{wait_seconds:.0f} s; check it in the Prefect UI")
+
+
+def wait_until_paused(book: TaskBook, task_id: int, wait_seconds: float) -> str:
+    """The id of the task's flow run once it waits for input (it may be recording another
+    decision right now). A run whose process is gone cannot take input: say how to recover."""
+    deadline = time.monotonic() + wait_seconds
+    state = "unknown"
+    while time.monotonic() < deadline:
+        task = book.get(task_id)
+        if task.status != TaskStatus.OPEN:
+            raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
+        if task.flow_run_id is None:
+            raise MlcError(f"task {task_id} has no flow run")
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(task.flow_run_id)  # type: ignore[arg-type]
+        state = run.state.name if run.state else "unknown"
+        if run.state and run.state.type == StateType.PAUSED:
+            if not holder_alive(task.holder):
+                break
+            return task.flow_run_id
+        time.sleep(0.3)
+    raise MlcError(f"the flow run of task {task_id} is not waiting for input (state {state}, "
+                   f"process {book.get(task_id).holder}); `mlc up` restarts waiting runs")

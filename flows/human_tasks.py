@@ -1,0 +1,222 @@
+"""Human tasks inside a flow run: open the task, pause for typed input (the Prefect UI form or
+`mlc approve/reject/review`, both validated by the server against the same schema), record
+every attempt, and keep waiting until the task is decided or its deadline passes.
+
+A pause that times out fails the run and cannot be caught, so the deadline is kept by a timer
+thread: at the deadline it closes the task as expired in the registry and resumes the run with
+the system's own input; the pause's timeout is only a backstop after that."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Literal
+
+from prefect import get_run_logger, runtime
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+
+from deployments.context import Context
+from flows.alerts import current_run_url, raise_alert
+from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.approvals import SYSTEM_ACTOR
+from mlc_tasks.errors import MlcError, TaskClosedError
+from mlc_tasks.registry.store import utcnow
+from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
+
+log = logging.getLogger(__name__)
+PAUSE_GRACE = timedelta(minutes=10)  # after the deadline the timer has this long to resume us
+
+
+class ApprovalForm(RunInput):
+    """The approval form. No defaults on the decision fields: an empty resume is refused."""
+
+    decision: Literal["approve", "reject"]
+    approver: str
+    comment: str = ""
+
+
+class ReviewForm(RunInput):
+    """The error-review form: retry the failed step, or abort (the version ends failed)."""
+
+    action: Literal["retry", "abort"]
+    reviewer: str
+    comment: str = ""
+
+
+FORMS: dict[TaskKind, type[RunInput]] = {TaskKind.APPROVAL: ApprovalForm,
+                                         TaskKind.REVIEW: ReviewForm}
+SYSTEM_INPUT = {
+    TaskKind.APPROVAL: {"decision": "reject", "approver": SYSTEM_ACTOR, "comment": "expired"},
+    TaskKind.REVIEW: {"action": "abort", "reviewer": SYSTEM_ACTOR, "comment": "expired"},
+}
+
+
+def holder() -> str:
+    """host:pid of this process: `mlc up` restarts runs whose holder is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_task(ctx: Context, kind: TaskKind, version_id: str, step: str, *, groups: list[str],
+              quorum: int, deadline: timedelta, detail: dict[str, str]) -> HumanTask:
+    """Open (or, after a restart, take over) the task; announce a new one."""
+    run_id = runtime.flow_run.id
+    task, new = TaskBook(ctx.registry).open_task(
+        kind, version_id, step, groups=groups, quorum=quorum, deadline=utcnow() + deadline,
+        detail={**detail, "run_url": current_run_url() or ""},
+        flow_run_id=str(run_id) if run_id else None, holder=holder(), actor="on-model-changed")
+    if new:
+        raise_alert(waiting_signal(task))
+        mirror(ctx, task, opened=True)
+    return task
+
+
+def wait_for_decision(ctx: Context, task: HumanTask, description: str,
+                      members: Callable[[], set[str]]) -> HumanTask:
+    """Pause until the task is closed; each resume is one attempt, recorded (accepted or
+    refused, with the reason) before pausing again. Returns the closed task."""
+    book, logger = TaskBook(ctx.registry), get_run_logger()
+    form = FORMS[task.kind]
+    timer = DeadlineTimer(book, task) if task.deadline else None
+    try:
+        while True:
+            task = book.get(task.id)
+            if task.status != TaskStatus.OPEN or book.expire(task.id):
+                return finish(ctx, book.get(task.id))
+            logger.info("task %d (%s of %s) waits for a decision: `mlc tasks`, or Resume in "
+                        "the Prefect UI", task.id, task.kind, task.ref)
+            given = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
+                                   timeout=pause_timeout(task), poll_interval=1)
+            actor, decision, comment = form_fields(given)
+            if actor == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
+                continue  # the deadline timer woke us; the registry says what happened
+            try:
+                made = book.decide(task.id, actor, decision, comment, "prefect-input", members())
+            except TaskClosedError as exc:
+                logger.warning("decision by %s not taken: %s", actor, exc)
+                continue
+            logger.info("task %d: %s by %s %s%s", task.id, decision, actor,
+                        "accepted" if made.accepted else "REFUSED",
+                        f" ({made.refusal})" if made.refusal else "")
+    finally:
+        if timer:
+            timer.stop()
+
+
+def form_fields(given: RunInput) -> tuple[str, Decision, str]:
+    if isinstance(given, ApprovalForm):
+        return given.approver.strip(), Decision(given.decision), given.comment
+    assert isinstance(given, ReviewForm)
+    return given.reviewer.strip(), Decision(given.action), given.comment
+
+
+def pause_timeout(task: HumanTask) -> int:
+    assert task.deadline is not None
+    return max(1, int((task.deadline - utcnow() + PAUSE_GRACE).total_seconds()))
+
+
+def finish(ctx: Context, task: HumanTask) -> HumanTask:
+    """Announce how the task ended: an escalation alert when it expired."""
+    if task.status == TaskStatus.EXPIRED:
+        raise_alert(expired_signal(task))
+    mirror(ctx, task, opened=False)
+    return task
+
+
+def waiting_signal(task: HumanTask) -> AlertSignal:
+    what = (f"needs {task.quorum} approval(s) from {', '.join(task.groups)}"
+            if task.kind == TaskKind.APPROVAL else
+            f"failed at {task.step}: {task.detail.get('error', '')}")
+    return AlertSignal(
+        severity=Severity.INFO if task.kind == TaskKind.APPROVAL else Severity.WARNING,
+        model=task.model, version=task.number, source="on-model-changed", monitor=task.kind,
+        metric=task.step, window=f"task-{task.id}",
+        title=f"task {task.id}: {task.ref} {what}"[:300],
+        detail=f"Decide by {task.deadline:%Y-%m-%d %H:%M} UTC in the Prefect UI (Resume) or "
+               f"with `mlc tasks`; past the deadline the task expires and escalates.")
+
+
+def expired_signal(task: HumanTask) -> AlertSignal:
+    ends = "rejected (expired)" if task.kind == TaskKind.APPROVAL else "failed (expired)"
+    return AlertSignal(
+        severity=Severity.CRITICAL, model=task.model, version=task.number,
+        source="on-model-changed", monitor="escalation", metric=task.step,
+        window=f"task-{task.id}",
+        title=f"ESCALATION: {task.kind} task {task.id} for {task.ref} expired; the version "
+              f"is {ends}",
+        detail=f"Nobody decided by the deadline ({task.deadline:%Y-%m-%d %H:%M} UTC). "
+               f"Groups: {', '.join(task.groups) or '-'}. Submit the version again to restart.")
+
+
+def mirror(ctx: Context, task: HumanTask, opened: bool) -> None:
+    """Mirror the task to ServiceNow (one record per task, found again by its id) when that
+    channel is configured; a failure is logged, never fatal: the task lives in the registry."""
+    try:
+        servicenow = ctx.channels().get("servicenow")
+        if servicenow is None:
+            return
+        key = f"mlc-task-{task.id}"
+        if opened:
+            servicenow.open_task(key, f"{task.kind}: {task.ref} ({task.step})",  # type: ignore[attr-defined]
+                                 task_text(task))
+        else:
+            servicenow.close_task(key, f"{task.status}: {task.outcome}")  # type: ignore[attr-defined]
+    except MlcError as exc:
+        get_run_logger().warning("task %d not mirrored to ServiceNow: %s", task.id, exc)
+
+
+def task_text(task: HumanTask) -> str:
+    lines = [f"{task.kind} task {task.id} for {task.ref}, step {task.step}",
+             f"groups: {', '.join(task.groups) or 'any'}; quorum {task.quorum}",
+             f"deadline: {task.deadline:%Y-%m-%d %H:%M} UTC" if task.deadline else ""]
+    lines += [f"{k}: {v}" for k, v in task.detail.items() if v]
+    return "\n".join(line for line in lines if line)
+
+
+class DeadlineTimer:
+    """At the deadline: expire the task in the registry, then resume the paused run with the
+    system's input (retrying while the run is between two pauses) so the flow sees it."""
+
+    def __init__(self, book: TaskBook, task: HumanTask) -> None:
+        assert task.deadline is not None and task.flow_run_id is not None
+        self.book, self.task = book, task
+        self._stopped = threading.Event()
+        context = contextvars.copy_context()  # the Prefect settings of this run
+        self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
+                                        name=f"deadline-task-{task.id}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _run(self) -> None:
+        assert self.task.deadline is not None
+        wait = (self.task.deadline - utcnow()).total_seconds()
+        if self._stopped.wait(max(0.0, wait)):
+            return
+        try:
+            if not self.book.expire(self.task.id):
+                return
+            while not self._stopped.is_set():
+                if self._resume():
+                    return
+                self._stopped.wait(0.5)
+        except Exception:  # a thread must not die silently; the pause timeout is the backstop
+            log.exception("deadline timer for task %d failed", self.task.id)
+
+    def _resume(self) -> bool:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(self.task.flow_run_id)  # type: ignore[arg-type]
+            if run.state is None or run.state.type != StateType.PAUSED:
+                return False
+            result = client.resume_flow_run(self.task.flow_run_id,  # type: ignore[arg-type]
+                                            run_input=SYSTEM_INPUT[self.task.kind])
+            return result.status.value == "ACCEPT"

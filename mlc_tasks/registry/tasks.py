@@ -1,0 +1,197 @@
+"""Human tasks in the inventory: open one per version and step, record every decision attempt
+(accepted or refused) and close the task and move the version in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mlc_tasks import approvals
+from mlc_tasks.errors import NotFoundError, TaskClosedError
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry.store import Registry, utcnow
+from mlc_tasks.registry.tables import HumanTaskRow, ModelRow, TaskDecisionRow, VersionRow
+from mlc_tasks.task_records import (
+    Decision,
+    HumanTask,
+    TaskDecision,
+    TaskKind,
+    TaskStatus,
+)
+
+
+class TaskBook:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # ---- opening and reading -----------------------------------------------------------
+
+    def open_task(
+        self, kind: TaskKind, version_id: str, step: str, *, groups: list[str], quorum: int,
+        deadline: datetime | None, detail: dict[str, Any], flow_run_id: str | None,
+        holder: str | None, actor: str,
+    ) -> tuple[HumanTask, bool]:
+        """Open a task, or take over the open one for the same version, kind and step (a
+        rerun or a restarted flow): it then points at the new flow run. Returns (task, new)."""
+        return self.registry.retry_on_conflict(lambda: self._open(
+            kind, version_id, step, groups, quorum, deadline, detail, flow_run_id, holder, actor))
+
+    def _open(self, kind: TaskKind, version_id: str, step: str, groups: list[str], quorum: int,
+              deadline: datetime | None, detail: dict[str, Any], flow_run_id: str | None,
+              holder: str | None, actor: str) -> tuple[HumanTask, bool]:
+        key = f"{version_id}:{kind}:{step}"
+        with self.registry.transaction() as session:
+            row = session.execute(
+                select(HumanTaskRow).where(HumanTaskRow.open_key == key).with_for_update()
+            ).scalar_one_or_none()
+            if row is not None:
+                row.flow_run_id, row.holder = flow_run_id, holder
+                return self._record(session, row), False
+            row = HumanTaskRow(open_key=key, kind=kind.value, status=TaskStatus.OPEN.value,
+                               version_id=version_id, step=step, groups=groups, quorum=quorum,
+                               deadline=deadline, flow_run_id=flow_run_id, holder=holder,
+                               detail=detail, created_at=utcnow(), closed_at=None, outcome="")
+            session.add(row)
+            session.flush()
+            task = self._record(session, row)
+            self.registry.append_audit(
+                session, actor=actor, action=f"task.{kind}.opened", entity="task",
+                entity_id=str(row.id), model=task.model,
+                reason=str(detail.get("error", "")),
+                detail={"number": task.number, "step": step, "groups": groups, "quorum": quorum,
+                        "deadline": deadline.isoformat() if deadline else None})
+            return task, True
+
+    def get(self, task_id: int) -> HumanTask:
+        with self.registry.transaction() as session:
+            return self._record(session, self._row(session, task_id))
+
+    def list(self, status: TaskStatus | None = TaskStatus.OPEN,
+             model: str | None = None) -> list[HumanTask]:
+        with self.registry.transaction() as session:
+            query = (select(HumanTaskRow)
+                     .join(VersionRow, VersionRow.id == HumanTaskRow.version_id)
+                     .join(ModelRow, ModelRow.id == VersionRow.model_id)
+                     .order_by(HumanTaskRow.id))
+            if status is not None:
+                query = query.where(HumanTaskRow.status == status.value)
+            if model is not None:
+                query = query.where(ModelRow.name == model)
+            return [self._record(session, r) for r in session.execute(query).scalars()]
+
+    def decisions(self, task_id: int) -> list[TaskDecision]:
+        with self.registry.transaction() as session:
+            return self._decisions(session, task_id)
+
+    # ---- deciding ----------------------------------------------------------------------
+
+    def decide(self, task_id: int, actor: str, decision: Decision, comment: str, via: str,
+               members: set[str]) -> TaskDecision:
+        """Record one attempt. A refused attempt is kept with its reason and changes nothing
+        else; an accepted one may close the task (quorum reached, rejected, retry, abort) and
+        move the version, in one transaction. Raises TaskClosedError if the task is closed."""
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            task = self._record(session, row)
+            if task.status != TaskStatus.OPEN:
+                raise TaskClosedError(f"task {task_id} is already {task.status}"
+                                      + (f" ({task.outcome})" if task.outcome else ""))
+            submitter = session.execute(select(VersionRow.created_by)
+                                        .where(VersionRow.id == task.version_id)).scalar_one()
+            earlier = self._decisions(session, task_id)
+            refused = approvals.refusal(task, submitter, members, earlier, actor, decision,
+                                        comment)
+            made = TaskDecisionRow(task_id=task_id, actor=actor, decision=decision.value,
+                                   comment=comment, accepted=refused is None, refusal=refused,
+                                   via=via, at=utcnow())
+            session.add(made)
+            session.flush()
+            self.registry.append_audit(
+                session, actor=actor, action="task.decision" if refused is None
+                else "task.decision_refused", entity="task", entity_id=str(task_id),
+                model=task.model, reason=refused or comment,
+                detail={"number": task.number, "kind": task.kind.value, "step": task.step,
+                        "decision": decision.value, "via": via})
+            if refused is None:
+                self._apply(session, row, task, decision, comment, actor,
+                            earlier + [TaskDecision.model_validate(made)])
+            return TaskDecision.model_validate(made)
+
+    def _apply(self, session: Session, row: HumanTaskRow, task: HumanTask, decision: Decision,
+               comment: str, actor: str, decided: list[TaskDecision]) -> None:
+        if decision == Decision.APPROVE:
+            count = approvals.approvals_counted(decided)
+            if count >= task.quorum:
+                self._close(session, row, TaskStatus.APPROVED,
+                            f"approved by {count} of {task.quorum} needed", actor,
+                            State.APPROVED)
+        elif decision == Decision.REJECT:
+            self._close(session, row, TaskStatus.REJECTED, f"rejected: {comment}", actor,
+                        State.REJECTED)
+        elif decision == Decision.RETRY:
+            self._close(session, row, TaskStatus.RETRY, f"retry {task.step}", actor, None)
+        else:
+            self._close(session, row, TaskStatus.ABORTED, f"aborted after {task.step} failed: "
+                        f"{task.detail.get('error', '')}".strip(), actor, State.FAILED)
+
+    def expire(self, task_id: int, now: datetime | None = None) -> bool:
+        """Close an open task whose deadline has passed: status expired, and an approval's
+        version ends rejected with reason 'expired'. False if it is closed or not yet due."""
+        now = now or utcnow()
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            if row.status != TaskStatus.OPEN or row.deadline is None or row.deadline > now:
+                return False
+            target = State.REJECTED if row.kind == TaskKind.APPROVAL else State.FAILED
+            self._close(session, row, TaskStatus.EXPIRED, "expired", approvals.SYSTEM_ACTOR,
+                        target)
+            return True
+
+    def cancel(self, task_id: int, reason: str, actor: str) -> None:
+        """Close a task nobody needs to decide any more (e.g. the version is already past
+        its step); the version is left as it is."""
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            if row.status == TaskStatus.OPEN:
+                self._close(session, row, TaskStatus.ABORTED, reason, actor, None)
+
+    def _close(self, session: Session, row: HumanTaskRow, status: TaskStatus, outcome: str,
+               actor: str, version_state: State | None) -> None:
+        row.status, row.outcome, row.closed_at, row.open_key = (status.value, outcome, utcnow(),
+                                                                None)
+        task = self._record(session, row)
+        self.registry.append_audit(
+            session, actor=actor, action=f"task.{row.kind}.{status.value}", entity="task",
+            entity_id=str(row.id), model=task.model, reason=outcome,
+            detail={"number": task.number, "step": row.step})
+        if version_state is not None:
+            self.registry.move_version(session, row.version_id, version_state, actor, outcome)
+
+    # ---- rows --------------------------------------------------------------------------
+
+    @staticmethod
+    def _row(session: Session, task_id: int, lock: bool = False) -> HumanTaskRow:
+        query = select(HumanTaskRow).where(HumanTaskRow.id == task_id)
+        row = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"no human task {task_id} (see `mlc tasks`)")
+        return row
+
+    @staticmethod
+    def _decisions(session: Session, task_id: int) -> list[TaskDecision]:
+        rows = session.execute(select(TaskDecisionRow).where(TaskDecisionRow.task_id == task_id)
+                               .order_by(TaskDecisionRow.id)).scalars()
+        return [TaskDecision.model_validate(r) for r in rows]
+
+    @staticmethod
+    def _record(session: Session, row: HumanTaskRow) -> HumanTask:
+        model, number = session.execute(
+            select(ModelRow.name, VersionRow.number)
+            .join(VersionRow, VersionRow.model_id == ModelRow.id)
+            .where(VersionRow.id == row.version_id)).one()
+        fields = {c: getattr(row, c) for c in HumanTask.model_fields
+                  if c not in ("model", "number")}
+        return HumanTask.model_validate({**fields, "model": model, "number": number})

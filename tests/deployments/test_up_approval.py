@@ -1,0 +1,125 @@
+"""The newcomer's path with `mlc up`: a submitted high-risk version waits for approval; the
+pending approval survives a restart of everything; a person approves it in the Prefect UI in
+a real browser; the flow goes on without redoing finished steps and production serves it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import Registry
+from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.settings import MlcSettings
+from mlc_tasks.task_records import HumanTask, TaskStatus
+from tests.browser import require_chromium, resume_in_ui
+from tests.conftest import REPO, free_port, mlc_bin, mlc_env
+
+
+class Up:
+    """`mlc up` as a real process: Prefect server, two runtimes, the served deployments."""
+
+    def __init__(self, env: dict[str, str], api: str, submit: list[Path]) -> None:
+        args = [mlc_bin(), "up"] + [a for p in submit for a in ("--submit", str(p))]
+        self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        self.output = ""
+        for line in self.process.stdout:  # type: ignore[union-attr]
+            self.output += line
+            if "Ctrl-C here stops everything" in line:
+                break
+        assert self.process.poll() is None, self.output
+        self.api = api
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=60)
+
+
+def flow_run_state(api: str, run_id: str) -> str:
+    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]["type"]
+
+
+def waiting(registry: Registry, api: str, other_than: str | None = None,
+            seconds: float = 180) -> HumanTask:
+    """The open approval task once its (new) flow run is paused."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for task in TaskBook(registry).list(model="credit-risk"):
+            if (task.flow_run_id and task.flow_run_id != other_than
+                    and flow_run_state(api, task.flow_run_id) == "PAUSED"):
+                return task
+        time.sleep(0.5)
+    raise AssertionError("no approval task waits for input")
+
+
+def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
+        local_settings: MlcSettings, examples_dir: Path, tmp_path: Path) -> None:
+    require_chromium()
+    prefect_port, qa_port, prod_port = free_port(), free_port(), free_port()
+    policy = tmp_path / "policy.yaml"
+    shutil.copy(REPO / "examples" / "policy.yaml", policy)
+    env = mlc_env(local_settings)
+    env.pop("PREFECT_API_URL")
+    env.update(MLC_PREFECT_PORT=str(prefect_port), MLC_POLICY_FILE=str(policy),
+               MLC_USER="ana.lopez@bank.example", MLC_RUNTIMES=json.dumps([
+                   {"name": "qa", "tags": {"env": "qa"}, "port": qa_port},
+                   {"name": "prod", "tags": {"env": "prod"}, "port": prod_port}]))
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    registry = Registry(local_settings.registry_url())
+
+    first = Up(env, api, [examples_dir / "credit-risk"])
+    try:
+        task = waiting(registry, api)
+    finally:
+        first.stop()
+    assert first.process.returncode == 0
+    old_run = task.flow_run_id
+
+    second = Up(env, api, [])
+    try:
+        assert "restarted as flow run" in second.output, second.output
+        task = waiting(registry, api, other_than=old_run)
+        assert task.status == TaskStatus.OPEN
+        listed = subprocess.run([mlc_bin(), "tasks", "--json"], env={**env, "PREFECT_API_URL":
+                                api}, capture_output=True, text=True, check=True)
+        assert [t["id"] for t in json.loads(listed.stdout)] == [task.id]
+        assert flow_run_state(api, str(old_run)) == "CANCELLED"
+
+        sent = resume_in_ui(f"http://127.0.0.1:{prefect_port}/runs/flow-run/{task.flow_run_id}",
+                            {"Approver": "rita.risk@bank.example",
+                             "Comment (Optional)": "evidence reviewed in the UI"},
+                            ("Decision", "approve"))
+        assert sent["status"] == 201 and sent["answer"]["status"] == "ACCEPT", sent
+        assert "Approve credit-risk:1 for production?" in sent["description"]
+        assert "roc_auc" in sent["description"]
+
+        deadline = time.monotonic() + 120
+        while (registry.get_version("credit-risk", 1).state != State.DEPLOYED
+               and time.monotonic() < deadline):
+            time.sleep(0.5)
+        version = registry.get_version("credit-risk", 1)
+        assert version.state == State.DEPLOYED
+        body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
+        scored = httpx.post(f"http://127.0.0.1:{prod_port}/invocations", json=body, timeout=10)
+        assert len(scored.json()["predictions"]) == 3
+    finally:
+        second.stop()
+
+    tests = [r for r in registry.test_results(version.id) if r.kind == "test"]
+    assert len(tests) == 1, "the restarted run reused the test result"
+    prod = [d for d in registry.deployments("credit-risk") if d.env == "prod"]
+    assert len(prod) == 1
+    trail = registry.audit_events("credit-risk")
+    decision = next(e for e in trail if e.action == "task.decision")
+    assert (decision.actor, decision.reason) == ("rita.risk@bank.example",
+                                                 "evidence reviewed in the UI")
+    assert sum(e.action == "version.scanned" for e in trail) == 1
+    assert sum(e.action == "task.approval.opened" for e in trail) == 1
+    registry.close()
