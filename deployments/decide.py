@@ -15,7 +15,14 @@ from prefect.client.schemas.objects import StateType
 from deployments.context import Context
 from mlc_tasks.errors import InvalidInputError, MlcError, TaskClosedError, TransientError
 from mlc_tasks.registry.tasks import TaskBook
-from mlc_tasks.task_records import HumanTask, TaskDecision, TaskKind, TaskStatus
+from mlc_tasks.task_records import (
+    DECISIONS,
+    Decision,
+    HumanTask,
+    TaskDecision,
+    TaskKind,
+    TaskStatus,
+)
 
 
 def holder_alive(holder: str | None) -> bool:
@@ -46,16 +53,14 @@ def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comme
     the attempt. Returns the recorded attempt (accepted or refused) and the task after it."""
     book = TaskBook(ctx.registry)
     task = book.get(task_id)
+    actor = actor.strip()
     if task.status != TaskStatus.OPEN:
         raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
+    if Decision(decision) not in DECISIONS[task.kind]:
+        use = "mlc approve / mlc reject" if task.kind == TaskKind.APPROVAL else "mlc review"
+        raise InvalidInputError(f"task {task_id} is a {task.kind} task: use {use}")
     seen = len(book.decisions(task_id))
-    run_id = wait_until_paused(book, task_id, wait_seconds)
-    with get_client(sync_client=True) as client:
-        result = client.resume_flow_run(run_id, run_input=form_input(task, actor, decision,
-                                                                     comment))
-    if result.status.value != "ACCEPT":
-        reason = getattr(result.details, "reason", result.details)
-        raise InvalidInputError(f"the Prefect server refused the input: {reason}")
+    resume(book, task_id, form_input(task, actor, decision, comment), wait_seconds)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         made = book.decisions(task_id)[seen:]
@@ -66,8 +71,25 @@ def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comme
             raise TaskClosedError(f"task {task_id} closed before the decision was taken: "
                                   f"{book.get(task_id).outcome}")
         time.sleep(0.2)
-    raise TransientError(f"the flow run {run_id} took the input but recorded no decision within "
-                         f"{wait_seconds:.0f} s; check it in the Prefect UI")
+    raise TransientError(f"the flow run of task {task_id} took the input but recorded no "
+                         f"decision within {wait_seconds:.0f} s; check it in the Prefect UI")
+
+
+def resume(book: TaskBook, task_id: int, run_input: dict[str, Any],
+           wait_seconds: float) -> None:
+    """Resume the paused run with the input; if another decision resumed it first, wait for
+    the next pause and try again."""
+    for _attempt in range(5):
+        run_id = wait_until_paused(book, task_id, wait_seconds)
+        with get_client(sync_client=True) as client:
+            result = client.resume_flow_run(run_id, run_input=run_input)
+            if result.status.value == "ACCEPT":
+                return
+            state = client.read_flow_run(run_id).state  # type: ignore[arg-type]
+        if state is not None and state.type == StateType.PAUSED:  # refused for the input
+            reason = getattr(result.details, "reason", result.details)
+            raise InvalidInputError(f"the Prefect server refused the input: {reason}")
+    raise TransientError(f"task {task_id}: the flow run kept being resumed by others; try again")
 
 
 def wait_until_paused(book: TaskBook, task_id: int, wait_seconds: float) -> str:

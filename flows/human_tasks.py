@@ -27,7 +27,7 @@ from deployments.context import Context
 from flows.alerts import current_run_url, raise_alert
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
-from mlc_tasks.errors import MlcError, TaskClosedError
+from mlc_tasks.errors import MlcError
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
@@ -99,10 +99,12 @@ def wait_for_decision(ctx: Context, task: HumanTask, description: str,
             if actor == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
                 continue  # the deadline timer woke us; the registry says what happened
             try:
-                made = book.decide(task.id, actor, decision, comment, "prefect-input", members())
-            except TaskClosedError as exc:
-                logger.warning("decision by %s not taken: %s", actor, exc)
+                allowed = members()
+            except MlcError as exc:  # e.g. a broken policy file: keep waiting, say why
+                logger.error("decision by %s not recorded, the policy is unreadable: %s", actor,
+                             exc)
                 continue
+            made = book.decide(task.id, actor, decision, comment, "prefect-input", allowed)
             logger.info("task %d: %s by %s %s%s", task.id, decision, actor,
                         "accepted" if made.accepted else "REFUSED",
                         f" ({made.refusal})" if made.refusal else "")
@@ -153,7 +155,7 @@ def expired_signal(task: HumanTask) -> AlertSignal:
         title=f"ESCALATION: {task.kind} task {task.id} for {task.ref} expired; the version "
               f"is {ends}",
         detail=f"Nobody decided by the deadline ({task.deadline:%Y-%m-%d %H:%M} UTC). "
-               f"Groups: {', '.join(task.groups) or '-'}. Submit the version again to restart.")
+               f"Groups: {', '.join(task.groups) or '-'}. To try again, submit a new version.")
 
 
 def mirror(ctx: Context, task: HumanTask, opened: bool) -> None:
@@ -202,15 +204,16 @@ class DeadlineTimer:
         wait = (self.task.deadline - utcnow()).total_seconds()
         if self._stopped.wait(max(0.0, wait)):
             return
-        try:
-            if not self.book.expire(self.task.id):
-                return
-            while not self._stopped.is_set():
-                if self._resume():
+        expired = False
+        while not self._stopped.is_set():
+            try:  # keep trying through a busy database or server; the pause timeout is the
+                # backstop if this process dies
+                expired = expired or self.book.expire(self.task.id)
+                if not expired or self._resume():
                     return
-                self._stopped.wait(0.5)
-        except Exception:  # a thread must not die silently; the pause timeout is the backstop
-            log.exception("deadline timer for task %d failed", self.task.id)
+            except Exception:
+                log.exception("deadline timer for task %d: will try again", self.task.id)
+            self._stopped.wait(0.5)
 
     def _resume(self) -> bool:
         with get_client(sync_client=True) as client:

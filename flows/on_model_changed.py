@@ -8,24 +8,27 @@ task was pending) redoes nothing that is finished and deploys nothing twice."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from datetime import timedelta
+from typing import Any, TypeVar
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from deployments.context import Context
+from deployments.decide import holder_alive
 from flows.alerts import current_run_url, raise_alert
 from flows.deploy_model import deploy_failed, deploy_version
 from flows.human_tasks import open_task, wait_for_decision
 from flows.test_model import test_model
-from mlc_tasks import approvals, runtimes, training
+from mlc_tasks import approvals, training
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import MlcError
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.packages import ModelType
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.scan import ScanResult, scan_version
 from mlc_tasks.submission import stored_spec
 from mlc_tasks.task_records import HumanTask, TaskKind, TaskStatus
@@ -63,7 +66,10 @@ def scan(version: VersionRecord) -> ScanResult:
     stages = ctx.policy().deployment
     candidates = [ctx.choose_runtime(stages.qa), ctx.choose_runtime(stages.prod)]
     requirements = stored_spec(str(version.package_uri)).requirements
-    result = scan_version(version, requirements, candidates)
+    # types are checked against today's reviewed list: a review withdrawn since submission counts
+    current = version.model_copy(update={"trusted_types": [
+        t for t in version.trusted_types if t in ctx.settings.trusted_types]})
+    result = scan_version(current, requirements, candidates)
     with ctx.registry.transaction() as session:
         ctx.registry.append_audit(
             session, actor=FLOW, action="version.scanned", entity="version",
@@ -73,18 +79,17 @@ def scan(version: VersionRecord) -> ScanResult:
     return result
 
 
-@task(name="smoke-test", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def smoke_test(url: str, version: VersionRecord) -> int:
-    return runtimes.smoke_test(Context().runtime_client(url), version)
-
-
 @flow(name=FLOW)
 def on_model_changed(model: str, number: int) -> State:
     """Take version `number` of `model` from submission to production."""
     ctx, logger = Context(), get_run_logger()
     version = ctx.registry.get_version(model, number)
     if version.state in (Life.DEPLOYED, Life.REJECTED, Life.FAILED, Life.RETIRED):
+        close_stale_tasks(ctx, version, f"{version.ref} is already {version.state}")
         return Completed(message=f"{version.ref} is {version.state}: nothing to do")
+    other = run_waiting_elsewhere(ctx, version)
+    if other:
+        return Completed(message=f"{version.ref} is handled by flow run {other}")
     try:
         version = train_step(ctx, version)
         if not reviewed(ctx, version, "test", lambda: test_model(model, number)):
@@ -111,28 +116,65 @@ def train_step(ctx: Context, version: VersionRecord) -> VersionRecord:
 
 def reviewed(ctx: Context, version: VersionRecord, step: str, work: Callable[[], T]) -> T:
     """Run a step; when it fails, alert and open a review task, then retry or abort as the
-    reviewer decides."""
+    reviewer decides. A review left open by a run that died (a restart) is waited on first:
+    the step is not silently tried again behind the reviewer's back."""
+    pending = open_tasks(ctx, version, TaskKind.REVIEW, step)
+    if pending:
+        await_review(ctx, version, pending[0], pending[0].detail.get("error", ""))
     while True:
         try:
             return work()
         except Exception as exc:  # any failure of a step goes to a person, unexpected or not
             get_run_logger().error("%s failed at %s: %s", version.ref, step, exc)
-            decided = review(ctx, version, step, exc)
-            if decided.status != TaskStatus.RETRY:
-                raise Aborted(f"{version.ref} failed at {step}: {decided.outcome}") from exc
+            error = f"{type(exc).__name__}: {exc}"
+            if step.startswith("deploy-") and isinstance(exc, MlcError):
+                stage = step.removeprefix("deploy-")
+                raise_alert(deploy_failed(version.model, version.number, f"the {stage} stage",
+                                          stage, exc))
+            task = open_task(ctx, TaskKind.REVIEW, version.id, step, **review_terms(ctx),
+                             detail={"error": error[:2000], "where_to_look": WHERE_TO_LOOK[step]})
+            await_review(ctx, version, task, error)
 
 
-def review(ctx: Context, version: VersionRecord, step: str, exc: Exception) -> HumanTask:
-    policy = ctx.policy()
-    error = f"{type(exc).__name__}: {exc}"
-    if step.startswith("deploy-") and isinstance(exc, MlcError):
-        raise_alert(deploy_failed(version.model, version.number, step, step.removeprefix(
-            "deploy-"), exc))
-    task = open_task(ctx, TaskKind.REVIEW, version.id, step, groups=policy.reviews.groups,
-                     quorum=1, deadline=policy.reviews.deadline,
-                     detail={"error": error[:2000], "where_to_look": WHERE_TO_LOOK[step]})
-    description = review_markdown(version, step, error, task.id)
-    return wait_for_decision(ctx, task, description, lambda: ctx.policy().members(task.groups))
+def review_terms(ctx: Context) -> dict[str, Any]:
+    """Who reviews and by when; a policy file that cannot be read (it may be what failed)
+    falls back to anyone within 72 hours."""
+    try:
+        reviews = ctx.policy().reviews
+    except MlcError as exc:
+        get_run_logger().error("policy unreadable, review open to anyone: %s", exc)
+        return {"groups": [], "quorum": 1, "deadline": timedelta(hours=72)}
+    return {"groups": reviews.groups, "quorum": 1, "deadline": reviews.deadline}
+
+
+def await_review(ctx: Context, version: VersionRecord, task: HumanTask, error: str) -> None:
+    """Wait for the reviewer; return to retry, raise Aborted otherwise."""
+    description = review_markdown(version, task.step, error, task.id)
+    decided = wait_for_decision(ctx, task, description, lambda: ctx.policy().members(task.groups))
+    if decided.status != TaskStatus.RETRY:
+        raise Aborted(f"{version.ref} failed at {task.step}: {decided.outcome}")
+
+
+def open_tasks(ctx: Context, version: VersionRecord, kind: TaskKind | None = None,
+               step: str | None = None) -> list[HumanTask]:
+    return [t for t in TaskBook(ctx.registry).list(model=version.model)
+            if t.version_id == version.id and kind in (None, t.kind) and step in (None, t.step)]
+
+
+def close_stale_tasks(ctx: Context, version: VersionRecord, reason: str) -> None:
+    for stale in open_tasks(ctx, version):
+        TaskBook(ctx.registry).cancel(stale.id, reason, FLOW)
+
+
+def run_waiting_elsewhere(ctx: Context, version: VersionRecord) -> str | None:
+    """Another live run already waits on this version's task (e.g. the version was submitted
+    twice): let it carry on alone, so nothing is decided or deployed twice."""
+    me = str(runtime.flow_run.id)
+    for pending in open_tasks(ctx, version):
+        if (pending.flow_run_id and pending.flow_run_id != me
+                and holder_alive(pending.holder)):
+            return pending.flow_run_id
+    return None
 
 
 def review_markdown(version: VersionRecord, step: str, error: str, task_id: int) -> str:
@@ -160,10 +202,10 @@ def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
     if version.state in (Life.APPROVED, Life.DEPLOYED):
         return True
     model = ctx.registry.get_model(version.model)
-    policy = ctx.policy()
-    rule = reviewed(ctx, version, "approval",
-                    lambda: policy.approval_rule(model.type, model.risk_tier))
+    rule = reviewed(ctx, version, "approval",  # a retry reads the (fixed) policy again
+                    lambda: ctx.policy().approval_rule(model.type, model.risk_tier))
     if rule.auto_approve:
+        close_stale_tasks(ctx, version, "the policy now approves this version automatically")
         ctx.registry.transition(version.id, Life.APPROVED, "policy:auto-approve",
                                 f"{model.risk_tier}-risk {model.type}: approval not required")
         return True
@@ -171,7 +213,7 @@ def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
                      quorum=rule.quorum, deadline=rule.deadline,
                      detail={"submitted_by": version.created_by})
     description = evidence(ctx, version, found, task)
-    decided = wait_for_decision(ctx, task, description, lambda: ctx.policy().members(rule.groups))
+    decided = wait_for_decision(ctx, task, description, lambda: ctx.policy().members(task.groups))
     return decided.status == TaskStatus.APPROVED
 
 
@@ -189,17 +231,17 @@ def latest_test(ctx: Context, version: VersionRecord) -> TestResult | None:
 
 
 def deploy_stage(ctx: Context, version: VersionRecord, stage: str) -> None:
-    """Deploy onto the stage's runtime (by the policy's tags), smoke-test it, record it."""
+    """Deploy onto the stage's runtime (by the policy's tags); deploy_version smoke-tests the
+    sample rows and the health report before it records the deployment."""
     tags = getattr(ctx.policy().deployment, stage)
     runtime = ctx.choose_runtime(tags)
     current = ctx.registry.get_version(version.model, version.number)
     delays = ctx.settings.deploy_retry_delays
     deploy = deploy_version.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
-    deploy(ctx.registry, ctx.runtime_client(runtime.url), runtime, current, FLOW,
-           f"{FLOW}: {stage} stage")
-    rows = smoke_test(runtime.url, current)
-    get_run_logger().info("%s serves %s on %s (smoke test: %d rows)", runtime.name,
-                          version.ref, stage, rows)
+    done = deploy(ctx.registry, ctx.runtime_client(runtime.url), runtime, current, FLOW,
+                  f"{FLOW}: {stage} stage")
+    get_run_logger().info("%s %s %s (%s stage)", runtime.name,
+                          "now serves" if done else "already served", version.ref, stage)
 
 
 def reject(ctx: Context, version: VersionRecord, reason: str) -> State:

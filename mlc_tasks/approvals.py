@@ -22,19 +22,27 @@ def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[Ta
         return "the approver's name is empty"
     if actor == SYSTEM_ACTOR:
         return f"'{SYSTEM_ACTOR}' is reserved for the deadline timer"
-    if task.groups and actor not in members:
+    who = same_person(actor)
+    if task.groups and who not in {same_person(m) for m in members}:
         return f"{actor} is not a member of {', '.join(task.groups)}"
-    if task.kind == TaskKind.APPROVAL and actor == submitter:
-        return f"{actor} submitted {task.ref} and cannot approve it"
+    if task.kind == TaskKind.APPROVAL and who == same_person(submitter):
+        return f"{actor} submitted {task.ref} and cannot decide on its approval"
     if decision == Decision.REJECT and not comment.strip():
         return "a rejection needs a reason (comment)"
-    if any(d.accepted and d.actor == actor and d.decision == decision for d in earlier):
+    if any(d.accepted and same_person(d.actor) == who and d.decision == decision
+           for d in earlier):
         return f"{actor} has already given '{decision}' on task {task.id}"
     return None
 
 
+def same_person(name: str) -> str:
+    """Names compare without case or surrounding blanks: `Rita@Bank` is `rita@bank`."""
+    return name.strip().casefold()
+
+
 def approvals_counted(earlier: list[TaskDecision]) -> int:
-    return len({d.actor for d in earlier if d.accepted and d.decision == Decision.APPROVE})
+    return len({same_person(d.actor) for d in earlier
+                if d.accepted and d.decision == Decision.APPROVE})
 
 
 def evidence_markdown(version: VersionRecord, previous: VersionRecord | None,

@@ -143,8 +143,9 @@ def deploy_version(
     actor: str,
     reason: str = "",
 ) -> DeploymentRecord | None:
-    """Deploy onto the runtime, then record it. Checks run before the runtime is touched; if the
-    runtime fails, the registry is unchanged. Returns None when the runtime already serves the
+    """Deploy onto the runtime, smoke-test it, then record it. Checks run before the runtime is
+    touched; if the runtime fails or the smoke test does, the runtime goes back to what it
+    served and the registry is unchanged. Returns None when the runtime already serves the
     version and the registry knows it (nothing done twice)."""
     lifecycle.check_deployable(version.state, runtime.tags.get("env"))
     request = DeployRequest.for_version(version)
@@ -155,9 +156,11 @@ def deploy_version(
         return None
     client.deploy(request)
     try:
+        smoke_test(client, version)
         record = registry.record_deployment(version.id, runtime.name, actor, reason)
     except Exception:
-        client.rollback()  # the registry refused: the runtime must not serve what it does not know
+        # the runtime must not serve what failed its smoke test or what the registry refused
+        client.rollback()
         raise
     log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
     return record

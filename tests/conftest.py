@@ -33,7 +33,7 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
 @pytest.fixture(autouse=True)
 def no_outside_mlc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the MLC_ settings they set themselves."""
-    for key in [k for k in os.environ if k.startswith("MLC_") and k != "MLC_TEST_DATABASE_URL"]:
+    for key in [k for k in os.environ if k.startswith("MLC_") and not k.startswith("MLC_TEST_")]:
         monkeypatch.delenv(key)
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlc_tasks import approvals
-from mlc_tasks.errors import NotFoundError, TaskClosedError
-from mlc_tasks.lifecycle import State
+from mlc_tasks.errors import NotFoundError
+from mlc_tasks.lifecycle import TRANSITIONS, State
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import HumanTaskRow, ModelRow, TaskDecisionRow, VersionRow
 from mlc_tasks.task_records import (
@@ -90,20 +90,22 @@ class TaskBook:
 
     def decide(self, task_id: int, actor: str, decision: Decision, comment: str, via: str,
                members: set[str]) -> TaskDecision:
-        """Record one attempt. A refused attempt is kept with its reason and changes nothing
-        else; an accepted one may close the task (quorum reached, rejected, retry, abort) and
-        move the version, in one transaction. Raises TaskClosedError if the task is closed."""
+        """Record one attempt. A refused attempt (also one that comes after the task closed,
+        e.g. a second after its deadline) is kept with its reason and changes nothing else; an
+        accepted one may close the task (quorum reached, rejected, retry, abort) and move the
+        version, in one transaction."""
         with self.registry.transaction() as session:
             row = self._row(session, task_id, lock=True)
+            # the version next, before the audit head: every writer locks in this order
+            submitter = session.execute(select(VersionRow.created_by).where(
+                VersionRow.id == row.version_id).with_for_update()).scalar_one()
             task = self._record(session, row)
-            if task.status != TaskStatus.OPEN:
-                raise TaskClosedError(f"task {task_id} is already {task.status}"
-                                      + (f" ({task.outcome})" if task.outcome else ""))
-            submitter = session.execute(select(VersionRow.created_by)
-                                        .where(VersionRow.id == task.version_id)).scalar_one()
             earlier = self._decisions(session, task_id)
-            refused = approvals.refusal(task, submitter, members, earlier, actor, decision,
-                                        comment)
+            refused = (f"task {task_id} is already {task.status}"
+                       + (f" ({task.outcome})" if task.outcome else "")
+                       if task.status != TaskStatus.OPEN else
+                       approvals.refusal(task, submitter, members, earlier, actor, decision,
+                                         comment))
             made = TaskDecisionRow(task_id=task_id, actor=actor, decision=decision.value,
                                    comment=comment, accepted=refused is None, refusal=refused,
                                    via=via, at=utcnow())
@@ -145,6 +147,8 @@ class TaskBook:
             row = self._row(session, task_id, lock=True)
             if row.status != TaskStatus.OPEN or row.deadline is None or row.deadline > now:
                 return False
+            session.execute(select(VersionRow.id).where(VersionRow.id == row.version_id)
+                            .with_for_update())  # lock order: task, version, audit head
             target = State.REJECTED if row.kind == TaskKind.APPROVAL else State.FAILED
             self._close(session, row, TaskStatus.EXPIRED, "expired", approvals.SYSTEM_ACTOR,
                         target)
@@ -167,7 +171,9 @@ class TaskBook:
             session, actor=actor, action=f"task.{row.kind}.{status.value}", entity="task",
             entity_id=str(row.id), model=task.model, reason=outcome,
             detail={"number": task.number, "step": row.step})
-        if version_state is not None:
+        current = session.execute(select(VersionRow.state).where(
+            VersionRow.id == row.version_id)).scalar_one()
+        if version_state is not None and version_state in TRANSITIONS[State(current)]:
             self.registry.move_version(session, row.version_id, version_state, actor, outcome)
 
     # ---- rows --------------------------------------------------------------------------

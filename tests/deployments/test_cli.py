@@ -15,7 +15,8 @@ from tests.conftest import mlc_bin, mlc_env
 
 COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
             ["deployments"],
-            ["up"], ["runtime"], ["runtime", "start"]]
+            ["up"], ["runtime"], ["runtime", "start"], ["tasks"], ["approve"], ["reject"],
+            ["review"], ["rollback"]]
 
 
 @pytest.fixture
@@ -121,3 +122,38 @@ def test_audit_verify_fails_after_a_row_is_edited_by_hand(mlc, examples_dir: Pat
         db.execute("UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 2")
     broken = mlc("audit", "verify", ok=False)
     assert "BROKEN" in broken.stdout and "event 2 was altered" in broken.stdout
+
+
+def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_runtime,
+                                                      local_settings: MlcSettings) -> None:
+    import skops.io as sio
+
+    from mlc_tasks.lifecycle import State
+    from mlc_tasks.registry import Registry
+
+    prod = start_runtime("prod", "env=prod")
+    mlc("submit", str(package), "--as", "ana")
+    model = sio.load(package / "model.skops", trusted=list(local_settings.trusted_types))
+    model.mlc_variant = 2  # other bytes, other version
+    sio.dump(model, package / "model.skops")
+    mlc("submit", str(package), "--as", "ana")
+    registry = Registry(local_settings.registry_url())
+    for number in (1, 2):
+        version = registry.get_version("credit-risk", number)
+        for state in (State.TESTED, State.APPROVED):
+            registry.transition(version.id, state, "tester", "for the test")
+        mlc("deploy", "credit-risk", str(number), "--tags", "env=prod")
+    assert httpx.get(f"{prod.url}/health").json()["deployed"]["number"] == 2
+
+    done = mlc("rollback", "credit-risk", "--reason", "v2 scores badly")
+    assert "rolled back prod to credit-risk:1" in done.stdout
+    assert httpx.get(f"{prod.url}/health").json()["deployed"]["number"] == 1
+    last = registry.deployments("credit-risk")[-1]
+    assert (last.version_number, last.reason) == (1, "v2 scores badly: back to credit-risk:1")
+    registry.close()
+
+
+def test_decisions_need_an_existing_open_task(mlc) -> None:
+    assert "no human task 7" in mlc("approve", "7", "--as", "rita", ok=False).stderr
+    assert "--action: 'maybe'" in mlc("review", "7", "--as", "rita", "--action", "maybe",
+                                      ok=False).stderr

@@ -234,7 +234,8 @@ def test_non_member_and_self_approval_are_refused_and_audited(
     assert "mallory is not a member of risk" in outsider.output
     own = mlc("approve", str(task.id), "--as", SUBMITTER)
     assert own.exit_code == 1
-    assert f"{SUBMITTER} submitted refuse-risk:1 and cannot approve it" in own.output
+    assert f"{SUBMITTER} submitted refuse-risk:1 and cannot decide on its approval" in (
+        own.output)
     assert TaskBook(omc.registry).get(task.id).status == TaskStatus.OPEN
     refused = [e for e in omc.registry.audit_events("refuse-risk")
                if e.action == "task.decision_refused"]

@@ -1,10 +1,11 @@
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from mlc_tasks.alert_records import Severity
-from mlc_tasks.errors import InvalidInputError
-from mlc_tasks.policy import AlertPolicy, load_policy, route_alert
+from mlc_tasks.errors import InvalidInputError, PolicyError
+from mlc_tasks.policy import AlertPolicy, load_policy, parse_duration, route_alert
 
 POLICY = """
 alerts:
@@ -64,3 +65,70 @@ def test_bad_policy_names_the_field(tmp_path: Path, text: str, field: str) -> No
     path.write_text(text)
     with pytest.raises(InvalidInputError, match=f"field '{field}'"):
         load_policy(path)
+
+
+APPROVALS = """
+groups:
+  risk: [rita, omar]
+approvals:
+  - match: {risk_tier: [low]}
+    auto_approve: true
+  - match: {model_type: [classification], risk_tier: [high]}
+    groups: [risk]
+    quorum: 2
+    deadline: 36h
+  - groups: [risk]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_first_matching_approval_rule_applies(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, APPROVALS))
+    assert policy.approval_rule("regression", "low").auto_approve
+    high = policy.approval_rule("classification", "high")
+    assert (high.groups, high.quorum, high.deadline) == (["risk"], 2, timedelta(hours=36))
+    medium = policy.approval_rule("classification", "medium")
+    assert (medium.quorum, medium.deadline) == (1, timedelta(hours=72))
+    assert policy.members(["risk"]) == {"rita", "omar"}
+    assert policy.deployment.qa == {"env": "qa"} and policy.deployment.prod == {"env": "prod"}
+
+
+def test_no_matching_rule_is_a_policy_gap() -> None:
+    with pytest.raises(PolicyError, match="no approval rule for a high-risk classification"):
+        load_policy(None).approval_rule("classification", "high")
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("90s", 90), ("15m", 900), ("48h", 172800),
+                                                ("2d", 172800), ("1.5h", 5400)])
+def test_durations(value: str, seconds: float) -> None:
+    assert parse_duration(value).total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(APPROVALS.replace("quorum: 2", "quorum: 3"),
+      "line 9, field 'approvals.1.quorum': 3 approvals needed but the groups have 2 member"),
+     (APPROVALS.replace("groups: [risk]\n    quorum", "groups: [risks]\n    quorum"),
+      "line 8, field 'approvals.1.groups': ['risks'] not defined under 'groups'"),
+     (APPROVALS.replace("deadline: 36h", "deadline: soon"),
+      "line 10, field 'approvals.1.deadline': 'soon' is not a duration"),
+     (APPROVALS.replace("  - groups: [risk]\n", "  - quorum: 1\n"),
+      "line 11, field 'approvals.2': name the approver 'groups'"),
+     ("reviews:\n  groups: [ops]\n", "line 2, field 'reviews.groups': ['ops'] not defined"),
+     ("deployment:\n  qa: {}\n", "line 2, field 'deployment.qa'")],
+)
+def test_bad_approvals_name_the_line_and_field(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        load_policy(write(tmp_path, text))
+    assert message in str(caught.value)
+
+
+def test_the_example_policy_is_valid() -> None:
+    policy = load_policy(Path(__file__).parents[2] / "examples" / "policy.yaml")
+    assert policy.approval_rule("classification", "high").groups == ["model-risk"]
+    assert policy.approval_rule("regression", "low").auto_approve

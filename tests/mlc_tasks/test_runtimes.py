@@ -3,8 +3,13 @@ from datetime import datetime
 import pytest
 
 from mlc_tasks.errors import InvalidInputError, RuntimeSelectionError
-from mlc_tasks.registry import RuntimeRecord
-from mlc_tasks.runtimes import live_runtimes, parse_tags, select_runtime
+from mlc_tasks.registry import DeploymentRecord, RuntimeRecord
+from mlc_tasks.runtimes import (
+    live_runtimes,
+    parse_tags,
+    rollback_target,
+    select_runtime,
+)
 
 
 def runtime(name: str, **tags: str) -> RuntimeRecord:
@@ -65,3 +70,28 @@ def test_runtimes_with_an_old_heartbeat_are_not_live() -> None:
     stale = runtime("old", env="qa")
     now = datetime(2026, 1, 1, 0, 1, 30)
     assert [r.name for r in live_runtimes([fresh, stale], now, 60)] == ["new"]
+
+
+def deployment(id: int, version: int, minute: int, current: bool = False,
+               runtime: str = "prod") -> DeploymentRecord:
+    return DeploymentRecord(
+        id=id, model="m", version_number=version, version_id=f"v{version}", runtime=runtime,
+        env="prod", deployed_at=datetime(2026, 1, 1, 0, minute),
+        replaced_at=None if current else datetime(2026, 1, 1, 0, minute + 1),
+        deployed_by="x", reason="")
+
+
+def test_rollback_goes_to_the_version_served_before_the_current() -> None:
+    history = [deployment(1, 1, 0), deployment(2, 2, 1), deployment(3, 3, 2, current=True),
+               deployment(4, 9, 3, current=True, runtime="qa")]
+    assert rollback_target(history, "prod").version_number == 2
+    redeployed = [deployment(1, 1, 0), deployment(2, 2, 1), deployment(3, 2, 2, current=True)]
+    assert rollback_target(redeployed, "prod").version_number == 1
+
+
+@pytest.mark.parametrize(("history", "message"), [
+    ([], "serves nothing"),
+    ([deployment(1, 1, 0), deployment(2, 1, 1, current=True)], "no earlier version")])
+def test_rollback_without_a_target_says_why(history, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        rollback_target(history, "prod")

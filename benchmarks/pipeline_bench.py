@@ -1,0 +1,206 @@
+"""on-model-changed, from `mlc submit` to production on the auto-approve path: wall time of the
+real path (submit → Prefect event → trigger → served flow run → train, test, scan, approve,
+deploy QA and prod) beside the same steps in a bare Python script, as a ratio; the ML work
+(train + test) measured on its own. Once with Prefect's server on SQLite and once on
+PostgreSQL when MLC_BENCH_PREFECT_PG_URL is set (an asyncpg URL of an empty database).
+
+    .venv/bin/python examples/generate.py examples/credit-risk
+    .venv/bin/python benchmarks/pipeline_bench.py
+
+Everything runs on loopback with a throwaway MLC_HOME and PREFECT_HOME.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import yaml
+
+from mlc_tasks import evaluation
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.lifecycle import State
+from mlc_tasks.packages import ModelType
+from mlc_tasks.policy import Threshold
+from mlc_tasks.registry import Registry
+from mlc_tasks.runtimes import RuntimeClient, deploy_version
+from mlc_tasks.scan import scan_version
+from mlc_tasks.serialization import load_artifact
+from mlc_tasks.settings import REVIEWED_TYPES
+from mlc_tasks.submission import package_member, submit_package
+from mlc_tasks.training import train_artifact
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
+RUNS = 3
+TOKEN = "bench-token"
+BIN = Path(sys.executable).parent
+POLICY = {"approvals": [{"auto_approve": True}],
+          "thresholds": {"classification": {"roc_auc": {"min": 0.6}}}}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def training_package(root: Path, seed: int) -> Path:
+    """The credit-risk example, trained by the pipeline (low risk: auto-approved)."""
+    folder = root / f"pkg-{seed}"
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("model.skops"))
+    spec = yaml.safe_load((folder / "model.yaml").read_text())
+    spec.pop("artifact"), spec.pop("lineage")
+    spec.update(name="bench-risk", risk_tier="low", training={
+        "estimator": "gradient_boosting", "data": "data/train.csv", "seed": seed,
+        "params": {"n_estimators": 60, "max_depth": 3}})
+    (folder / "model.yaml").write_text(yaml.safe_dump(spec))
+    return folder
+
+
+class Stack:
+    """A Prefect server, a QA and a prod runtime, and the served deployments."""
+
+    def __init__(self, root: Path, prefect_db: str | None) -> None:
+        self.home, self.children = root / "home", []
+        port = free_port()
+        self.api = f"http://127.0.0.1:{port}/api"
+        (root / "policy.yaml").write_text(yaml.safe_dump(POLICY))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_",
+                                                                               "PREFECT_"))}
+        self.env.update(MLC_HOME=str(self.home), MLC_ADMIN_TOKEN=TOKEN, MLC_USER="bench",
+                        MLC_POLICY_FILE=str(root / "policy.yaml"), PREFECT_API_URL=self.api,
+                        PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_API_PORT=str(port),
+                        PREFECT_RUNNER_POLL_FREQUENCY="1",
+                        PREFECT_SERVER_ANALYTICS_ENABLED="false")
+        if prefect_db:
+            self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_db
+        self.spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                    "--port", str(port)])
+        wait_healthy(f"{self.api}/health")
+        self.runtimes = {}
+        for name in ("qa", "prod"):
+            rport = free_port()
+            self.spawn([str(BIN / "mlc"), "runtime", "start", name, "--tags", f"env={name}",
+                        "--port", str(rport)])
+            self.runtimes[name] = f"http://127.0.0.1:{rport}"
+            wait_healthy(f"{self.runtimes[name]}/health")
+        self.spawn([sys.executable, "-m", "deployments.serve"])
+        deadline = time.monotonic() + 120
+        while not httpx.post(f"{self.api}/automations/filter", json={}).json():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the deployments' triggers did not appear")
+            time.sleep(0.5)
+        time.sleep(2)  # the trigger service loads new automations
+        self.registry = Registry(f"sqlite:///{self.home / 'registry.db'}")
+
+    def spawn(self, command: list[str]) -> None:
+        log = open(self.home.parent / f"{len(self.children)}.log", "wb")  # noqa: SIM115
+        self.children.append(subprocess.Popen(command, env=self.env, stdout=log,
+                                              stderr=subprocess.STDOUT,
+                                              start_new_session=True))
+
+    def submit_to_production(self, folder: Path) -> float:
+        start = time.perf_counter()
+        done = subprocess.run([str(BIN / "mlc"), "submit", str(folder)], env=self.env,
+                              capture_output=True, text=True, check=True)
+        number = int(done.stdout.split(":")[1].split()[0])
+        while self.registry.get_version("bench-risk", number).state != State.DEPLOYED:
+            if time.perf_counter() - start > 300:
+                raise RuntimeError(f"bench-risk:{number} did not reach production")
+            time.sleep(0.05)
+        return time.perf_counter() - start
+
+    def stop(self) -> None:
+        self.registry.close()
+        for child in reversed(self.children):
+            os.killpg(child.pid, signal.SIGTERM)
+        for child in self.children:
+            child.wait(timeout=30)
+
+
+def bare_script(stack: Stack, folder: Path) -> tuple[float, float]:
+    """The same steps with no Prefect: returns (total seconds, ML seconds: train + test)."""
+    registry, store = stack.registry, ArtifactStore(f"file://{stack.home / 'artifacts'}")
+    start = time.perf_counter()
+    version, _ = submit_package(folder, registry, store, list(REVIEWED_TYPES), "bench")
+    ml_start = time.perf_counter()
+    artifact = train_artifact(version, ModelType.CLASSIFICATION, list(REVIEWED_TYPES), store)
+    version = registry.attach_artifact(version.id, artifact, "bare", "training job")
+    raw = package_member(str(version.package_uri), "data/test.csv")
+    model = load_artifact(store_bytes(version.artifact_uri), "", version.trusted_types)
+    result = evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)), "test.csv",
+                                     hashlib.sha256(raw).hexdigest(),
+                                     {"roc_auc": Threshold(min=0.6)})
+    ml = time.perf_counter() - ml_start
+    registry.add_test_result(result, "bare")
+    registry.transition(version.id, State.TESTED, "bare")
+    runtimes = {r.name: r for r in registry.list_runtimes()}
+    assert scan_version(version, {}, list(runtimes.values())).passed
+    version = registry.transition(version.id, State.APPROVED, "bare")
+    for name in ("qa", "prod"):
+        client = RuntimeClient(stack.runtimes[name], TOKEN)
+        deploy_version(registry, client, runtimes[name], registry.get_version_by_id(
+            version.id), "bare")
+    return time.perf_counter() - start, ml
+
+
+def store_bytes(uri: str | None) -> bytes:
+    return Path(str(uri)).read_bytes()
+
+
+def measure(label: str, prefect_db: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "home").mkdir()
+        stack = Stack(root, prefect_db)
+        try:
+            flows = [stack.submit_to_production(training_package(root, 100 + i))
+                     for i in range(RUNS)]
+            bare = [bare_script(stack, training_package(root, 200 + i)) for i in range(RUNS)]
+        finally:
+            stack.stop()
+    flow_s = statistics.median(flows)
+    bare_s = statistics.median(b[0] for b in bare)
+    ml_s = statistics.median(b[1] for b in bare)
+    print(f"{label:26} submit→prod {flow_s:6.2f} s | bare script {bare_s:5.2f} s | "
+          f"ratio {flow_s / bare_s:4.1f}x | ML work (train+test) {ml_s:5.2f} s | "
+          f"orchestration {flow_s - ml_s:5.2f} s  (median of {RUNS})")
+
+
+def main() -> None:
+    if not (EXAMPLE / "data" / "train.csv").exists():
+        sys.exit("run examples/generate.py first (make examples)")
+    measure("Prefect server on SQLite", None)
+    pg = os.environ.get("MLC_BENCH_PREFECT_PG_URL")
+    if pg:
+        measure("Prefect server on PostgreSQL", pg)
+    else:
+        print("(set MLC_BENCH_PREFECT_PG_URL=postgresql+asyncpg://… for the PostgreSQL row)")
+
+
+if __name__ == "__main__":
+    main()
