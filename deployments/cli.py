@@ -70,7 +70,7 @@ def submit(
     as_user: AsUser = None,
 ) -> None:
     """Validate a model package, store it, register a version and mark it ready."""
-    from mlc_tasks import events  # Prefect and skops take seconds to import: only when needed
+    from mlc_tasks import events  # skops takes seconds to import: only when needed
     from mlc_tasks.submission import submit_package
 
     ctx, actor = Context(), as_user or current_user()

@@ -25,9 +25,10 @@ from prefect.input import RunInput
 
 from deployments.context import Context
 from flows.alerts import current_run_url, raise_alert
-from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
 from mlc_tasks.errors import MlcError
+from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
@@ -129,8 +130,18 @@ def finish(ctx: Context, task: HumanTask) -> HumanTask:
     """Announce how the task ended: an escalation alert when it expired."""
     if task.status == TaskStatus.EXPIRED:
         raise_alert(expired_signal(task))
+    resolve_waiting_alert(ctx, task)
     mirror(ctx, task, opened=False)
     return task
+
+
+def resolve_waiting_alert(ctx: Context, task: HumanTask) -> None:
+    """The 'task waiting' alert ends with the task (its incident is resolved too)."""
+    book, fingerprint = AlertBook(ctx.registry), waiting_signal(task).fingerprint()
+    for alert in book.list(model=task.model):
+        if alert.fingerprint == fingerprint and alert.status != AlertStatus.RESOLVED:
+            book.resolve(alert.id, "on-model-changed")
+            ctx.deliver_alerts()
 
 
 def waiting_signal(task: HumanTask) -> AlertSignal:

@@ -22,7 +22,7 @@ from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
 from mlc_tasks.serialization import load_artifact
-from mlc_tasks.submission import package_member
+from mlc_tasks.submission import package_member, stored_spec
 
 
 @task(name="run-test-job", cache_policy=NO_CACHE, retries=1)
@@ -34,9 +34,12 @@ def run_test_job(version: VersionRecord, test_data: str) -> TestResult:
     data = fetch_verified(version.artifact_uri, str(version.artifact_sha256))
     model = load_artifact(data, version.artifact_uri, version.trusted_types)
     thresholds = ctx.policy().thresholds_for(ctx.registry.get_model(version.model).type)
+    reference = stored_spec(version.package_uri).metrics_function
+    own = (reference, package_member(version.package_uri, reference.partition(":")[0]).decode()
+           ) if reference else None
     return evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)),
                                    f"{version.package_uri}#{test_data}",
-                                   hashlib.sha256(raw).hexdigest(), thresholds)
+                                   hashlib.sha256(raw).hexdigest(), thresholds, own_metrics=own)
 
 
 def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSignal:

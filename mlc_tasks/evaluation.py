@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.package_metrics import run_metrics_function
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
 from mlc_tasks.scoring import Column, frame_from_rows
@@ -55,6 +56,15 @@ def compute_metrics(model: Any, features: pd.DataFrame, labels: pd.Series,
     return {name: float(SCORERS[name](model, labels, features)) for name in names}
 
 
+def package_metrics(model: Any, features: pd.DataFrame, labels: pd.Series, reference: str,
+                    code: str, standard: set[str]) -> dict[str, float]:
+    """The package's own metrics on the same rows (labels, predictions, positive scores)."""
+    scores = (model.predict_proba(features)[:, 1].tolist()
+              if hasattr(model, "predict_proba") else None)
+    return run_metrics_function(reference, code, labels.tolist(),
+                                model.predict(features).tolist(), scores, standard)
+
+
 def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
                      ) -> list[ThresholdCheck]:
     """One check per threshold; a metric the thresholds need but nobody computed fails."""
@@ -71,12 +81,15 @@ def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
 
 
 def test_version(version: VersionRecord, model: Any, data: pd.DataFrame, dataset_uri: str,
-                 dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = "test"
-                 ) -> TestResult:
-    """Run the test job and build the standard test record (not stored here)."""
+                 dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = "test",
+                 own_metrics: tuple[str, str] | None = None) -> TestResult:
+    """Run the test job and build the standard test record (not stored here). `own_metrics`
+    is the package's metrics function: (file.py:function, its source)."""
     features, labels = labelled_frame(data, version.input_schema, version.label, dataset_uri)
     names = sorted(set(version.metrics) | set(thresholds))
     metrics = compute_metrics(model, features, labels, names)
+    if own_metrics is not None:
+        metrics |= package_metrics(model, features, labels, *own_metrics, set(SCORERS))
     checks = check_thresholds(metrics, thresholds)
     log.info("%s on %s: %s", version.ref, dataset_uri, metrics)
     return TestResult(id=uuid.uuid4().hex, version_id=version.id, kind=kind,

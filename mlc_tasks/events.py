@@ -1,12 +1,16 @@
-"""Prefect events that start processes (a model marked ready)."""
+"""Prefect events that start processes (a model marked ready).
+
+Sent with one POST to the server's events API (what Prefect's own clients do over a
+websocket): the `mlc submit` command does not import Prefect, which takes seconds."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from prefect.events import Event
-from prefect.events.clients import PrefectEventsClient
+import httpx
 
 from mlc_tasks.errors import TransientError
 from mlc_tasks.registry import VersionRecord
@@ -15,29 +19,29 @@ log = logging.getLogger(__name__)
 MODEL_READY = "mlc.model.ready"
 
 
-def model_ready_event(version: VersionRecord, actor: str) -> Event:
-    return Event(
-        event=MODEL_READY,
-        resource={
+def model_ready_event(version: VersionRecord, actor: str) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": MODEL_READY,
+        "resource": {
             "prefect.resource.id": f"mlc.version.{version.id}",
             "prefect.resource.name": version.ref,
             "mlc.model": version.model,
         },
-        payload={"model": version.model, "number": version.number, "version_id": version.id,
-                 "submitted_by": actor},
-    )
+        "related": [],
+        "payload": {"model": version.model, "number": version.number,
+                    "version_id": version.id, "submitted_by": actor},
+    }
 
 
-def emit(event: Event, api_url: str) -> None:
-    """Send the event and wait until the server took it; TransientError if it is unreachable.
-    (prefect.events.emit_event queues in the background and drops events it cannot send.)"""
-
-    async def send() -> None:
-        async with PrefectEventsClient(api_url=api_url) as client:
-            await client.emit(event)
-
+def emit(event: dict[str, Any], api_url: str, timeout: float = 10.0) -> None:
+    """Send the event and wait until the server took it (204); TransientError if it did not."""
     try:
-        asyncio.run(send())
-    except Exception as exc:  # OSError, or websockets' own errors for a refused handshake
+        answer = httpx.post(f"{api_url.rstrip('/')}/events", json=[event], timeout=timeout)
+    except httpx.HTTPError as exc:
         raise TransientError(f"Prefect server at {api_url} did not take the event: {exc}") from exc
-    log.info("emitted %s for %s", event.event, event.resource.get("prefect.resource.name"))
+    if answer.status_code != 204:
+        raise TransientError(f"Prefect server at {api_url} did not take the event: "
+                             f"HTTP {answer.status_code} {answer.text[:200]}")
+    log.info("emitted %s for %s", event["event"], event["resource"]["prefect.resource.name"])

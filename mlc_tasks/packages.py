@@ -87,6 +87,9 @@ class ModelSpec(BaseModel):
     sensitive_attributes: list[str] = Field(default_factory=list)
     test_data: str | None = None
     sample: str = "sample.json"
+    metrics_function: str | None = Field(
+        default=None, pattern=r"^[\w./-]+\.py:[A-Za-z_]\w*$",
+        description="the package's own metrics: file.py:function(y_true, y_pred, y_score)")
     requirements: dict[str, str] = Field(
         default_factory=dict,
         description="runtime capability → version specifier, e.g. sklearn: '>=1.9,<2'")
@@ -145,6 +148,8 @@ def load_package(root: Path | str) -> ModelPackage:
         _existing_file(root, spec.lineage.training_data)
     if spec.test_data:
         _existing_file(root, spec.test_data)
+    if spec.metrics_function:
+        _existing_file(root, spec.metrics_function.partition(":")[0])
     sample_rows = read_sample(_existing_file(root, spec.sample))
     return ModelPackage(root=root, spec=spec, artifact_path=artifact, sample_rows=sample_rows)
 

@@ -338,3 +338,33 @@ def test_deploy_to_a_runtime_that_is_down_opens_a_review_and_abort_fails_it(
     assert omc.registry.get_version("down-risk", 1).state == State.FAILED
     alerts = AlertBook(omc.registry).list(model="down-risk")
     assert any(a.monitor == "deployment" and a.severity == "critical" for a in alerts)
+
+
+def test_a_task_is_mirrored_to_servicenow_and_closed_with_its_decision(
+        omc, examples_dir, tmp_path, monkeypatch) -> None:
+    from tests.mlc_tasks.test_channels import FakeTable
+    from tests.receivers import serve
+
+    with serve() as receiver:
+        tasks, incidents = FakeTable(receiver, "sc_task"), FakeTable(receiver, "incident")
+        for key, value in {"MLC_SERVICENOW_URL": receiver.url, "MLC_SERVICENOW_USER": "mlc",
+                           "MLC_SERVICENOW_PASSWORD": "pw", "MLC_ALLOW_HTTP_LOOPBACK": "true",
+                           "MLC_OUTBOUND_ALLOWED_HOSTS": '["127.0.0.1"]'}.items():
+            monkeypatch.setenv(key, value)
+        submit(omc, new_package(examples_dir, tmp_path, "snow-risk", "high"))
+        run = FlowInThread("snow-risk")
+        task = waiting_task(omc, "snow-risk")
+        [record] = tasks.rows.values()
+        assert record["correlation_id"] == f"mlc-task-{task.id}"
+        assert record["short_description"] == "approval: snow-risk:1 (approval)"
+        assert "groups: risk; quorum 1" in record["description"]
+        [waiting] = incidents.rows.values()
+        assert f"task {task.id}: snow-risk:1 needs 1 approval(s) from risk" in (
+            waiting["short_description"])
+
+        assert mlc("approve", str(task.id), "--as", "omar").exit_code == 0
+        assert run.join().is_completed()
+        assert len(tasks.rows) == 1, "one record per task: updated, never created twice"
+        assert tasks.patches[-1][1] == {"state": "3",
+                                        "close_notes": "approved: approved by 1 of 1 needed"}
+        assert incidents.patches[-1][1]["state"] == "6"  # the waiting alert is resolved

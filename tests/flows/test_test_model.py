@@ -36,7 +36,8 @@ def test_passing_version_is_tested(registry_env: Registry, prefect_server: str) 
     [result] = registry_env.test_results(version.id)
     assert version.state == State.TESTED and result.passed
     assert set(result.metrics) == {"accuracy", "precision", "recall", "f1", "roc_auc",
-                                   "log_loss"}
+                                   "log_loss", "cost_per_applicant", "approval_rate"}
+    assert 0 < result.metrics["approval_rate"] < 1  # the package's own metrics function
     assert {c.metric for c in result.thresholds} == {"roc_auc", "accuracy"}
     assert result.dataset_uri.endswith("#data/test.csv") and len(result.dataset_sha256) == 64
     table = httpx.post(f"{prefect_server}/artifacts/filter",
