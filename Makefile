@@ -36,6 +36,7 @@ bench: examples
 	$(BIN)/python benchmarks/registry_bench.py
 	$(BIN)/python benchmarks/runtime_bench.py
 	$(BIN)/python benchmarks/alerts_bench.py
+	$(BIN)/python benchmarks/pipeline_bench.py
 
 clean:
 	rm -rf $(VENV) .mlc

@@ -35,18 +35,22 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.packages import ModelType
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import Registry
+from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient, deploy_version
 from mlc_tasks.scan import scan_version
 from mlc_tasks.serialization import load_artifact
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import package_member, submit_package
+from mlc_tasks.task_records import HumanTask
 from mlc_tasks.training import train_artifact
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
 RUNS = 3
 TOKEN = "bench-token"
 BIN = Path(sys.executable).parent
-POLICY = {"approvals": [{"auto_approve": True}],
+POLICY = {"groups": {"risk": ["rita"]},
+          "approvals": [{"match": {"risk_tier": ["high"]}, "groups": ["risk"], "deadline": "1h"},
+                        {"auto_approve": True}],
           "thresholds": {"classification": {"roc_auc": {"min": 0.6}}}}
 
 
@@ -68,13 +72,13 @@ def wait_healthy(url: str, seconds: float = 120) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def training_package(root: Path, seed: int) -> Path:
+def training_package(root: Path, seed: int, risk_tier: str = "low") -> Path:
     """The credit-risk example, trained by the pipeline (low risk: auto-approved)."""
     folder = root / f"pkg-{seed}"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("model.skops"))
     spec = yaml.safe_load((folder / "model.yaml").read_text())
     spec.pop("artifact"), spec.pop("lineage")
-    spec.update(name="bench-risk", risk_tier="low", training={
+    spec.update(name="bench-risk", risk_tier=risk_tier, training={
         "estimator": "gradient_boosting", "data": "data/train.csv", "seed": seed,
         "params": {"n_estimators": 60, "max_depth": 3}})
     (folder / "model.yaml").write_text(yaml.safe_dump(spec))
@@ -141,6 +145,35 @@ class Stack:
         return {"total": total, "submit": submitted - start,
                 "run": float(run["total_run_time"]) or total}
 
+    def approval_latency(self, folder: Path) -> float:
+        """Seconds from the approval's resume call until the flow has recorded it and moved
+        the version to approved (then waits for production, so runs do not overlap)."""
+        done = subprocess.run([str(BIN / "mlc"), "submit", str(folder)], env=self.env,
+                              capture_output=True, text=True, check=True)
+        number = int(done.stdout.split(":")[1].split()[0])
+        task = self.wait_for_pause(number)
+        start = time.perf_counter()
+        answer = httpx.post(f"{self.api}/flow_runs/{task.flow_run_id}/resume", json={
+            "run_input": {"decision": "approve", "approver": "rita", "comment": "bench"}})
+        assert answer.json()["status"] == "ACCEPT", answer.text
+        while self.registry.get_version("bench-risk", number).state == State.TESTED:
+            time.sleep(0.02)
+        latency = time.perf_counter() - start
+        while self.registry.get_version("bench-risk", number).state != State.DEPLOYED:
+            time.sleep(0.1)
+        return latency
+
+    def wait_for_pause(self, number: int) -> HumanTask:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            for task in TaskBook(self.registry).list(model="bench-risk"):
+                if task.number == number and task.flow_run_id and httpx.get(
+                        f"{self.api}/flow_runs/{task.flow_run_id}").json()["state"][
+                        "type"] == "PAUSED":
+                    return task
+            time.sleep(0.1)
+        raise RuntimeError(f"bench-risk:{number} did not wait for approval")
+
     def stop(self) -> None:
         self.registry.close()
         for child in reversed(self.children):
@@ -192,6 +225,8 @@ def measure(label: str, prefect_db: str | None) -> None:
             flows = [stack.submit_to_production(training_package(root, 100 + i))
                      for i in range(RUNS)]
             bare = [bare_script(stack, training_package(root, 200 + i)) for i in range(RUNS)]
+            approvals = [stack.approval_latency(training_package(root, 300 + i, "high"))
+                         for i in range(RUNS)]
         finally:
             stack.stop()
     def median(key: str) -> float:
@@ -204,7 +239,9 @@ def measure(label: str, prefect_db: str | None) -> None:
           f"ratio {flow_s / bare_s:4.1f}x\n"
           f"  ML work (train + test) {ml_s:6.2f} s   orchestration {flow_s - ml_s:6.2f} s\n"
           f"  of which: `mlc submit` {median('submit'):5.2f} s, event → flow run running "
-          f"{flow_s - median('submit') - median('run'):5.2f} s, flow run {median('run'):5.2f} s")
+          f"{flow_s - median('submit') - median('run'):5.2f} s, flow run {median('run'):5.2f} s\n"
+          f"  approval → flow goes on (version approved) {statistics.median(approvals):.2f} s "
+          f"(max {max(approvals):.2f} s)")
 
 
 def main() -> None:

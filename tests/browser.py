@@ -85,3 +85,19 @@ def _select(page: Any, dialog: Any, label: str, option_name: str) -> None:
             continue
     option.click()
     expect(control).to_have_text(option_name)
+
+
+def page_shows(page_url: str, text: str, timeout_ms: int = 60_000) -> bool:
+    """Whether the Prefect UI page at `page_url` shows `text` (e.g. an alert's artifact)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(page_url, wait_until="domcontentloaded")
+            expect(page.get_by_text(text).first).to_be_visible(timeout=timeout_ms)
+            return True
+        finally:
+            browser.close()

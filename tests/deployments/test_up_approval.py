@@ -15,10 +15,11 @@ import httpx
 
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
+from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.settings import MlcSettings
 from mlc_tasks.task_records import HumanTask, TaskStatus
-from tests.browser import require_chromium, resume_in_ui
+from tests.browser import page_shows, require_chromium, resume_in_ui
 from tests.conftest import REPO, free_port, mlc_bin, mlc_env
 
 
@@ -99,6 +100,11 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
         assert sent["status"] == 201 and sent["answer"]["status"] == "ACCEPT", sent
         assert "Approve credit-risk:1 for production?" in sent["description"]
         assert "roc_auc" in sent["description"]
+        announced = [a for a in AlertBook(registry).list(model="credit-risk")
+                   if a.monitor == "approval"]
+        assert len(announced) == 1, "one approval-waiting alert, also across the restart"
+        assert page_shows(f"http://127.0.0.1:{prefect_port}/artifacts/key/alert-"
+                          f"{announced[0].id}-credit-risk", "needs 1 approval(s) from model-risk")
 
         deadline = time.monotonic() + 120
         while (registry.get_version("credit-risk", 1).state != State.DEPLOYED
