@@ -9,6 +9,7 @@ import socket
 import time
 from typing import Any
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
@@ -47,10 +48,35 @@ def form_input(task: HumanTask, actor: str, decision: str, comment: str) -> dict
     return {"action": decision, "reviewer": actor, "comment": comment}
 
 
+def prefect_api(ctx: Context) -> str:
+    """The Prefect server `mlc up` started (or PREFECT_API_URL, or the test server in effect);
+    never a throwaway ephemeral server, which would not know the run."""
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value() or ctx.settings.prefect_api_url())
+
+
 def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
                     wait_seconds: float = 30.0) -> tuple[TaskDecision, HumanTask]:
     """Resume the task's paused run with the form input and wait until the flow has recorded
     the attempt. Returns the recorded attempt (accepted or refused) and the task after it."""
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api = prefect_api(ctx)
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            return _submit_decision(ctx, task_id, actor, decision, comment, wait_seconds)
+    except ObjectNotFound as exc:
+        raise MlcError(f"the Prefect server at {api} does not know task {task_id}'s flow run; "
+                       "set PREFECT_API_URL to the server `mlc up` started") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"the Prefect server at {api} did not answer: {exc}; is `mlc up` "
+                             "running?") from exc
+
+
+def _submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
+                     wait_seconds: float) -> tuple[TaskDecision, HumanTask]:
     book = TaskBook(ctx.registry)
     task = book.get(task_id)
     actor = actor.strip()

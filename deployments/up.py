@@ -128,11 +128,12 @@ MLC is up.
   logs        {self.logs}
 
 Next, in another terminal (with .venv/bin on PATH):
-  mlc models                          what is registered
-  mlc deploy credit-risk 1 --tags env=qa
-  curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[0].port}/invocations \\
+  mlc tasks                           approvals and reviews waiting for a person
+  mlc approve TASK --as NAME          or Resume on the run's page in the Prefect UI
+  mlc versions credit-risk            where each version is in its life cycle
+  curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[-1].port}/invocations \\
        -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json
-  mlc audit credit-risk               who did what
+  mlc alerts                          what went wrong, and `mlc audit credit-risk`: who did what
 Ctrl-C here stops everything.""")
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:

@@ -92,6 +92,11 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
                                 api}, capture_output=True, text=True, check=True)
         assert [t["id"] for t in json.loads(listed.stdout)] == [task.id]
         assert flow_run_state(api, str(old_run)) == "CANCELLED"
+        # a second terminal: no PREFECT_API_URL, the CLI finds the server `mlc up` started
+        outsider = subprocess.run([mlc_bin(), "approve", str(task.id), "--as", "mallory"],
+                                  env=env, capture_output=True, text=True)
+        assert outsider.returncode == 1
+        assert "refused: mallory is not a member of model-risk" in outsider.stderr
 
         sent = resume_in_ui(f"http://127.0.0.1:{prefect_port}/runs/flow-run/{task.flow_run_id}",
                             {"Approver": "rita.risk@bank.example",
