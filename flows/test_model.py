@@ -8,7 +8,6 @@ import hashlib
 import io
 
 import pandas as pd
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -26,19 +25,24 @@ from mlc_tasks.submission import package_member, stored_spec
 
 
 @task(name="run-test-job", cache_policy=NO_CACHE, retries=1)
-def run_test_job(version: VersionRecord, test_data: str) -> TestResult:
+def run_test_job(version: VersionRecord) -> TestResult:
+    """The package's test data and own metrics function (from its stored model.yaml), the
+    policy's thresholds for the model's type."""
     ctx = Context()
     if version.package_uri is None or version.artifact_uri is None:
         raise InvalidPackageError(f"{version.ref}: no stored package or artifact to test")
-    raw = package_member(version.package_uri, test_data)
+    spec = stored_spec(version.package_uri)
+    if not spec.test_data:
+        raise InvalidPackageError(f"{version.ref}: model.yaml declares no test_data")
+    raw = package_member(version.package_uri, spec.test_data)
     data = fetch_verified(version.artifact_uri, str(version.artifact_sha256))
     model = load_artifact(data, version.artifact_uri, version.trusted_types)
-    thresholds = ctx.policy().thresholds_for(ctx.registry.get_model(version.model).type)
-    reference = stored_spec(version.package_uri).metrics_function
+    thresholds = ctx.policy().thresholds_for(spec.type)
+    reference = spec.metrics_function
     own = (reference, package_member(version.package_uri, reference.partition(":")[0]).decode()
            ) if reference else None
     return evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)),
-                                   f"{version.package_uri}#{test_data}",
+                                   f"{version.package_uri}#{spec.test_data}",
                                    hashlib.sha256(raw).hexdigest(), thresholds, own_metrics=own)
 
 
@@ -59,10 +63,9 @@ def test_model(model: str, number: int) -> bool:
     """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
     ctx, logger = Context(), get_run_logger()
     version = ctx.registry.get_version(model, number)
-    test_data = _test_data(version)
     done = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     result = done[-1] if done else ctx.registry.add_test_result(
-        run_test_job(version, test_data), actor="test-model")
+        run_test_job(version), actor="test-model")
     create_table_artifact(
         key=f"test-{model}-v{number}", description=f"test of {version.ref}",
         table=evaluation.result_table(result))
@@ -74,10 +77,3 @@ def test_model(model: str, number: int) -> bool:
     logger.info("%s %s its test", version.ref, "passed" if result.passed else "did not pass")
     return result.passed
 
-
-def _test_data(version: VersionRecord) -> str:
-    """The package's test data path, from the stored model.yaml."""
-    spec = yaml.safe_load(package_member(str(version.package_uri), "model.yaml"))
-    if not spec.get("test_data"):
-        raise InvalidPackageError(f"{version.ref}: model.yaml declares no test_data")
-    return str(spec["test_data"])
