@@ -346,6 +346,54 @@ def review(
 
 @app.command()
 @friendly
+def backtest(
+    name: str,
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: yesterday).")
+                   ] = None,
+) -> None:
+    """Backtest the version a model serves in production on a day's labelled data, now."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.decide import prefect_api
+    from flows.daily_backtest import daily_backtest
+
+    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
+        results = daily_backtest(name, day)
+    if not results:
+        raise InvalidInputError(f"{name}: nothing to backtest (not in production, or no "
+                                "data_location in its model.yaml)")
+    for result in results:
+        typer.echo(f"{name} {result.window}: {_result_line(result)}")
+
+
+@app.command()
+@friendly
+def results(name: str, json_out: JsonFlag = False) -> None:
+    """Test and backtest results of a model's versions, newest first."""
+    ctx = Context()
+    found = [(v, r) for v in ctx.registry.list_versions(name)
+             for r in reversed(ctx.registry.test_results(v.id))]
+    if json_out:
+        emit_json([r for _, r in found])
+        return
+    show_table(f"results of {name}", ["version", "kind", "window", "outcome", "passed",
+                                      "metrics", "thresholds missed", "recorded (UTC)"],
+               [[v.number, r.kind, r.window or "-", r.outcome, r.passed,
+                 ", ".join(f"{k}={val:.4g}" for k, val in sorted(r.metrics.items())),
+                 ", ".join(c.metric for c in r.thresholds if not c.passed) or "-",
+                 f"{r.created_at:%Y-%m-%d %H:%M}"] for v, r in found])
+
+
+def _result_line(result: Any) -> str:
+    if result.outcome == "no data":
+        return f"no data at {result.dataset_uri}"
+    missed = [c.metric for c in result.thresholds if not c.passed]
+    return ("passed" if result.passed else f"missed {', '.join(missed)}") + " (" + ", ".join(
+        f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())) + ")"
+
+
+@app.command()
+@friendly
 def rollback(
     name: str,
     env: Annotated[str, typer.Option(help="The stage to roll back: prod or qa.")] = "prod",

@@ -7,10 +7,13 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
 from flows.alerts import alert_sweeper
+from flows.daily_backtest import daily_backtest
 from flows.deploy_model import deploy_model
 from flows.on_model_changed import on_model_changed
 from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY
+from mlc_tasks.policy import load_policy
+from mlc_tasks.settings import MlcSettings
 
 
 def all_deployments() -> list[RunnerDeployment]:
@@ -37,6 +40,12 @@ def all_deployments() -> list[RunnerDeployment]:
             description="Test a version against the policy's thresholds (a step of "
                         "on-model-changed).",
             tags=["mlc"],
+        ),
+        daily_backtest.to_deployment(
+            name="daily-backtest",
+            description="Backtest each production version on yesterday's labelled data.",
+            cron=load_policy(MlcSettings().policy_file).schedules.daily_backtest,
+            tags=["mlc", "monitoring"],
         ),
         alert_sweeper.to_deployment(
             name="alert-sweeper",

@@ -1,5 +1,6 @@
-"""Make the example packages whole: seeded labelled data (data/train.csv, data/test.csv) and the
-trained artifact (model.skops), from each package's model.yaml lineage.
+"""Make the example packages whole: seeded labelled data (data/train.csv, data/test.csv), the
+trained artifact (model.skops), from each package's model.yaml lineage, and the labelled rows
+of the last three days at the package's data_location (examples/daily/<model>/<date>/).
 
     python examples/generate.py examples/credit-risk examples/house-prices
 
@@ -9,6 +10,7 @@ An existing artifact is kept (skops files carry timestamps, so a new one would b
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,7 @@ from mlc_tasks.packages import ModelType, TrainingSpec, parse_model_yaml
 from mlc_tasks.training import fit
 
 ROWS = {"train": 4000, "test": 1000}
+DAILY_ROWS = 800
 
 
 def credit_risk(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -61,6 +64,7 @@ def generate(folder: Path) -> None:
     frames = {part: GENERATORS[spec.name](rng, n) for part, n in ROWS.items()}
     for part, frame in frames.items():
         frame.to_csv(data / f"{part}.csv", index=False)
+    daily_batches(folder, spec.name, spec.data_location)
     artifact = folder / str(spec.artifact)
     if artifact.exists():
         print(f"{folder}: data written; keeping {artifact.name}")
@@ -70,6 +74,19 @@ def generate(folder: Path) -> None:
     model = fit(ModelType(spec.type), training, spec.input_schema, frames["train"], spec.label)
     sio.dump(model, artifact)
     print(f"{folder}: data and {artifact.name} written")
+
+
+def daily_batches(folder: Path, name: str, location: str | None, days: int = 3) -> None:
+    """The labelled rows of the last few days (UTC), one folder per day at the package's
+    data_location, each seeded by its date so every run writes the same rows."""
+    if not location:
+        return
+    for back in range(1, days + 1):
+        day = datetime.now(UTC).date() - timedelta(days=back)
+        target = (folder / location / day.isoformat()).resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(int(day.strftime("%Y%m%d")))
+        GENERATORS[name](rng, DAILY_ROWS).to_csv(target / "labelled.csv", index=False)
 
 
 if __name__ == "__main__":

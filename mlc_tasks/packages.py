@@ -87,6 +87,9 @@ class ModelSpec(BaseModel):
     sensitive_attributes: list[str] = Field(default_factory=list)
     test_data: str | None = None
     sample: str = "sample.json"
+    data_location: str | None = Field(
+        default=None, description="where labelled data arrives, a folder per day (YYYY-MM-DD) "
+        "or a URL with {date}: a path relative to the package, or any fsspec URL")
     metrics_function: str | None = Field(
         default=None, pattern=r"^[\w./-]+\.py:[A-Za-z_]\w*$",
         description="the package's own metrics: file.py:function(y_true, y_pred, y_score)")
@@ -151,6 +154,9 @@ def load_package(root: Path | str) -> ModelPackage:
     if spec.metrics_function:
         _existing_file(root, spec.metrics_function.partition(":")[0])
     sample_rows = read_sample(_existing_file(root, spec.sample))
+    if spec.data_location and not is_url(spec.data_location):  # relative to the package folder
+        spec = spec.model_copy(update={
+            "data_location": (root / spec.data_location).resolve().as_uri()})
     return ModelPackage(root=root, spec=spec, artifact_path=artifact, sample_rows=sample_rows)
 
 

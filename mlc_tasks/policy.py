@@ -129,6 +129,15 @@ class ReviewPolicy(BaseModel):
     deadline: Duration = timedelta(hours=72)
 
 
+class Schedules(BaseModel):
+    """When the scheduled processes run (cron, UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily_backtest: str = Field(default="0 6 * * *", pattern=r"^\S+( \S+){4}$",
+                                description="every morning at 06:00 UTC by default")
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -140,6 +149,7 @@ class Policy(BaseModel):
     approvals: list[ApprovalRule] = Field(
         default_factory=list, description="the first rule that matches a model applies")
     reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
+    schedules: Schedules = Field(default_factory=Schedules)
     deployment: DeploymentStages = Field(default_factory=DeploymentStages)
 
     @model_validator(mode="after")

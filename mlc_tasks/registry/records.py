@@ -23,6 +23,7 @@ class ModelRecord(Record):
     tags: dict[str, str]
     description: str
     created_at: datetime
+    data_location: str | None = None
 
 
 class NewVersion(Record):
@@ -108,3 +109,5 @@ class TestResult(Record):
     passed: bool
     report_uri: str | None
     created_at: datetime
+    window: str | None = None
+    outcome: str = "tested"  # or "no data": a backtest that found nothing to test on

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -226,6 +226,7 @@ class Registry:
             "risk_tier": spec.risk_tier.value,
             "tags": dict(spec.tags),
             "description": spec.description,
+            "data_location": spec.data_location,
         }
         if model is None:
             model = ModelRow(name=spec.name, created_at=utcnow(), **fields)
@@ -497,16 +498,26 @@ class Registry:
     # ---- test results ----------------------------------------------------------------------
 
     def add_test_result(self, result: TestResult, actor: str) -> TestResult:
+        """Store a result; one for a window (the date a backtest covers) replaces the earlier
+        result of the same kind for that window, so a rerun never duplicates it."""
         with self.transaction() as session:
             _, model = self._locked_version(session, result.version_id)
+            replaced = 0
+            if result.window is not None:
+                replaced = session.execute(
+                    delete(TestResultRow).where(
+                        TestResultRow.version_id == result.version_id,
+                        TestResultRow.kind == result.kind,
+                        TestResultRow.window == result.window)).rowcount
             data = result.model_dump(mode="json")
             data["created_at"] = result.created_at
             session.add(TestResultRow(**data))
             self.append_audit(session, actor=actor, action="test_result.recorded", entity="version",
                         entity_id=result.version_id, model=model,
                         detail={"kind": result.kind, "passed": result.passed,
-                                "metrics": result.metrics},
-                        evidence_sha256=result.dataset_sha256)
+                                "window": result.window, "outcome": result.outcome,
+                                "replaced": replaced, "metrics": result.metrics},
+                        evidence_sha256=result.dataset_sha256 or None)
             return result
 
     def test_results(self, version_id: str) -> list[TestResult]:

@@ -24,6 +24,8 @@ class ModelRow(Base):
     tags: Mapped[dict[str, Any]]
     description: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # where labelled data arrives, one folder per day (any fsspec URL), for backtests
+    data_location: Mapped[str | None] = mapped_column(Text)
 
 
 class VersionRow(Base):
@@ -99,6 +101,8 @@ class TestResultRow(Base):
     passed: Mapped[bool]
     report_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    window: Mapped[str | None] = mapped_column(String(32))  # e.g. the date a backtest covers
+    outcome: Mapped[str] = mapped_column(String(16), server_default="tested")  # or "no data"
 
 
 class AuditRow(Base):
