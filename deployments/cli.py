@@ -368,6 +368,34 @@ def backtest(
 
 @app.command()
 @friendly
+def monitor(
+    name: str,
+    day: Annotated[str | None, typer.Option(
+        "--date", help="Last day of the window, YYYY-MM-DD (default: yesterday).")] = None,
+) -> None:
+    """Check drift, performance and fairness of a model's production version, now."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.decide import prefect_api
+    from flows.monitor import monitor as monitor_flow
+
+    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
+        found = monitor_flow(name, day)
+    if not found:
+        raise InvalidInputError(f"{name}: nothing to monitor (not in production, or no "
+                                "data_location in its model.yaml)")
+    for result in found:
+        failing = [c.metric for c in result.thresholds if not c.passed]
+        verdict = result.outcome if result.outcome != "tested" else (
+            "passed" if result.passed else f"breach: {', '.join(failing)}")
+        typer.echo(f"{name} {result.window} {result.kind}: {verdict}")
+    report = next((r.report_uri for r in found if r.report_uri), None)
+    if report:
+        typer.echo(f"Evidently report: {report}")
+
+
+@app.command()
+@friendly
 def results(name: str, json_out: JsonFlag = False) -> None:
     """Test and backtest results of a model's versions, newest first."""
     ctx = Context()

@@ -9,6 +9,7 @@ from prefect.events import DeploymentEventTrigger
 from flows.alerts import alert_sweeper
 from flows.daily_backtest import daily_backtest
 from flows.deploy_model import deploy_model
+from flows.monitor import monitor
 from flows.on_model_changed import on_model_changed
 from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY
@@ -45,6 +46,12 @@ def all_deployments() -> list[RunnerDeployment]:
             name="daily-backtest",
             description="Backtest each production version on yesterday's labelled data.",
             cron=load_policy(MlcSettings().policy_file).schedules.daily_backtest,
+            tags=["mlc", "monitoring"],
+        ),
+        monitor.to_deployment(
+            name="monitor",
+            description="Drift, performance and fairness of each production version.",
+            cron=load_policy(MlcSettings().policy_file).schedules.monitor,
             tags=["mlc", "monitoring"],
         ),
         alert_sweeper.to_deployment(

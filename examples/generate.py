@@ -1,6 +1,9 @@
 """Make the example packages whole: seeded labelled data (data/train.csv, data/test.csv), the
 trained artifact (model.skops), from each package's model.yaml lineage, and the labelled rows
 of the last three days at the package's data_location (examples/daily/<model>/<date>/).
+`--drift` and/or `--unfair` change yesterday's credit-risk rows so the monitor alerts:
+
+    python examples/generate.py --drift --unfair examples/credit-risk
 
     python examples/generate.py examples/credit-risk examples/house-prices
 
@@ -22,6 +25,7 @@ from mlc_tasks.training import fit
 
 ROWS = {"train": 4000, "test": 1000}
 DAILY_ROWS = 800
+BREACHES: frozenset[str] = frozenset()  # --drift, --unfair
 
 
 def credit_risk(rng: np.random.Generator, n: int) -> pd.DataFrame:
@@ -64,7 +68,7 @@ def generate(folder: Path) -> None:
     frames = {part: GENERATORS[spec.name](rng, n) for part, n in ROWS.items()}
     for part, frame in frames.items():
         frame.to_csv(data / f"{part}.csv", index=False)
-    daily_batches(folder, spec.name, spec.data_location)
+    daily_batches(folder, spec.name, spec.data_location, breaches=BREACHES)
     artifact = folder / str(spec.artifact)
     if artifact.exists():
         print(f"{folder}: data written; keeping {artifact.name}")
@@ -76,9 +80,11 @@ def generate(folder: Path) -> None:
     print(f"{folder}: data and {artifact.name} written")
 
 
-def daily_batches(folder: Path, name: str, location: str | None, days: int = 3) -> None:
+def daily_batches(folder: Path, name: str, location: str | None, days: int = 3,
+                  breaches: frozenset[str] = frozenset()) -> None:
     """The labelled rows of the last few days (UTC), one folder per day at the package's
-    data_location, each seeded by its date so every run writes the same rows."""
+    data_location, each seeded by its date so every run writes the same rows. `breaches`
+    ("drift", "unfair") changes yesterday's rows so the monitor has something to find."""
     if not location:
         return
     for back in range(1, days + 1):
@@ -86,9 +92,29 @@ def daily_batches(folder: Path, name: str, location: str | None, days: int = 3) 
         target = (folder / location / day.isoformat()).resolve()
         target.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng(int(day.strftime("%Y%m%d")))
-        GENERATORS[name](rng, DAILY_ROWS).to_csv(target / "labelled.csv", index=False)
+        rows = GENERATORS[name](rng, DAILY_ROWS)
+        if back == 1 and name == "credit-risk":
+            rows = with_breaches(rows, breaches, rng)
+        rows.to_csv(target / "labelled.csv", index=False)
+
+
+def with_breaches(rows: pd.DataFrame, breaches: frozenset[str],
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """drift: incomes up by half and most applicants from the north; unfair: women's debt
+    ratios pushed up after their outcomes were drawn, so the model refuses them more often."""
+    rows = rows.copy()
+    if "drift" in breaches:
+        rows["income"] = (rows["income"] * 1.5).round(2)
+        rows["region"] = rng.choice(["north", "south", "east", "west"], len(rows),
+                                    p=[0.7, 0.1, 0.1, 0.1])
+    if "unfair" in breaches:
+        women = rows["gender"] == "female"
+        rows.loc[women, "debt_ratio"] = (rows.loc[women, "debt_ratio"] + 0.3).clip(0, 1)
+    return rows
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:] or [str(p.parent) for p in Path(__file__).parent.glob("*/model.yaml")]:
+    BREACHES = frozenset(a.removeprefix("--") for a in sys.argv[1:] if a.startswith("--"))
+    folders = [a for a in sys.argv[1:] if not a.startswith("--")]
+    for name in folders or [str(p.parent) for p in Path(__file__).parent.glob("*/model.yaml")]:
         generate(Path(name))

@@ -20,7 +20,9 @@ from pydantic import (
 )
 
 from mlc_tasks.alert_records import Severity
+from mlc_tasks.drift import DriftSettings
 from mlc_tasks.errors import InvalidInputError, PolicyError
+from mlc_tasks.fairness import FairnessSettings
 from mlc_tasks.packages import METRICS, ModelType, RiskTier
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -129,6 +131,21 @@ class ReviewPolicy(BaseModel):
     deadline: Duration = timedelta(hours=72)
 
 
+class MonitoringPolicy(BaseModel):
+    """How the drift, performance and fairness monitor judges a window of recent data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_days: int = Field(default=7, ge=1, le=366)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    fairness: FairnessSettings = Field(default_factory=FairnessSettings)
+    performance_tolerance: float = Field(
+        default=0.1, gt=0, lt=1, description="a metric worse than the version's own test by "
+        "more than this share of it is a breach")
+    report_sample_rows: int = Field(default=20_000, ge=1000,
+                                    description="rows per side in the Evidently report")
+
+
 class Schedules(BaseModel):
     """When the scheduled processes run (cron, UTC)."""
 
@@ -136,6 +153,8 @@ class Schedules(BaseModel):
 
     daily_backtest: str = Field(default="0 6 * * *", pattern=r"^\S+( \S+){4}$",
                                 description="every morning at 06:00 UTC by default")
+    monitor: str = Field(default="30 6 * * *", pattern=r"^\S+( \S+){4}$",
+                         description="drift, performance and fairness, after the backtest")
 
 
 class Policy(BaseModel):
@@ -150,6 +169,7 @@ class Policy(BaseModel):
         default_factory=list, description="the first rule that matches a model applies")
     reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
     schedules: Schedules = Field(default_factory=Schedules)
+    monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
     deployment: DeploymentStages = Field(default_factory=DeploymentStages)
 
     @model_validator(mode="after")

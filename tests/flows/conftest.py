@@ -1,11 +1,23 @@
-"""One Prefect test server per test session (per xdist worker)."""
+"""One Prefect test server per test session (per xdist worker), and a model in production
+with daily labelled data for the monitoring flows."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from prefect.testing.utilities import prefect_test_harness
+
+from flows.test_model import run_test_job
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import Registry
+from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
+from mlc_tasks.submission import submit_package
+from tests.conftest import TOKEN
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -14,3 +26,28 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture
+def in_prod(local_settings: MlcSettings, examples_dir: Path, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, Path]:
+    """credit-risk:1 serving production (as the registry records it), its daily data in a
+    private copy, and a policy with reachable thresholds."""
+    package = Path(shutil.copytree(examples_dir / "credit-risk", tmp_path / "pkg" / "credit-risk"))
+    daily = Path(shutil.copytree(examples_dir / "daily" / "credit-risk",
+                                 tmp_path / "pkg" / "daily" / "credit-risk"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump({"thresholds": {"classification": {
+        "roc_auc": {"min": 0.6}}}}))
+    for key, value in {"MLC_HOME": str(local_settings.home), "MLC_ADMIN_TOKEN": TOKEN,
+                       "MLC_POLICY_FILE": str(policy)}.items():
+        monkeypatch.setenv(key, value)
+    registry = Registry(local_settings.registry_url())
+    version, _ = submit_package(package, registry, ArtifactStore(local_settings.artifact_url()),
+                                list(REVIEWED_TYPES), "ana")
+    registry.add_test_result(run_test_job.fn(version), "tester")  # its own test: the baseline
+    for state in (State.TESTED, State.APPROVED):
+        registry.transition(version.id, state, "tester")
+    registry.upsert_runtime("prod", "http://127.0.0.1:9", {"env": "prod"}, {})
+    registry.record_deployment(version.id, "prod", "tester", "for the backtest")
+    return registry, daily
