@@ -396,6 +396,34 @@ def monitor(
 
 @app.command()
 @friendly
+def score(
+    name: str,
+    input_uri: Annotated[str, typer.Argument(help="A CSV file: a path or any fsspec URL.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.")] = 50_000,
+) -> None:
+    """Score a dataset with the version in production; predictions are written beside it."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from rich.progress import Progress
+
+    from deployments.decide import prefect_api
+    from flows.batch_score import batch_score, progress_listener
+
+    if "://" not in input_uri:
+        input_uri = Path(input_uri).resolve().as_uri()
+    with Progress(console=console, transient=True) as bar:
+        job = bar.add_task(f"scoring {input_uri}", total=None)
+        token = progress_listener.set(lambda read, total: bar.update(job, completed=read,
+                                                                     total=total))
+        try:
+            with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
+                output = batch_score(name, input_uri, chunk_rows)
+        finally:
+            progress_listener.reset(token)
+    typer.echo(f"predictions written to {output}")
+
+
+@app.command()
+@friendly
 def results(name: str, json_out: JsonFlag = False) -> None:
     """Test and backtest results of a model's versions, newest first."""
     ctx = Context()

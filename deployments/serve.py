@@ -7,6 +7,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
 from flows.alerts import alert_sweeper
+from flows.batch_score import batch_score
 from flows.daily_backtest import daily_backtest
 from flows.deploy_model import deploy_model
 from flows.monitor import monitor
@@ -53,6 +54,11 @@ def all_deployments() -> list[RunnerDeployment]:
             description="Drift, performance and fairness of each production version.",
             cron=load_policy(MlcSettings().policy_file).schedules.monitor,
             tags=["mlc", "monitoring"],
+        ),
+        batch_score.to_deployment(
+            name="batch-score",
+            description="Score a dataset with the production version; predictions beside it.",
+            tags=["mlc", "jobs"],
         ),
         alert_sweeper.to_deployment(
             name="alert-sweeper",

@@ -1,0 +1,58 @@
+"""batch-score: the production version's predictions for a dataset at a location, written
+beside it; progress in the Prefect UI (a progress artifact) and to whoever listens (the CLI's
+progress bar); the job recorded in the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from deployments.context import Context
+from flows.daily_backtest import prod_env
+from mlc_tasks.artifacts import fetch_verified
+from mlc_tasks.batch_scoring import score_file
+from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.registry.store import utcnow
+from mlc_tasks.serialization import load_artifact
+
+FLOW = "batch-score"
+# The CLI sets this to drive its progress bar; a served run has no listener.
+progress_listener: ContextVar[Callable[[int, int], None] | None] = ContextVar(
+    "progress_listener", default=None)
+
+
+@flow(name=FLOW)
+def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
+    """Score `input_uri` (a CSV on any fsspec URL) with the version serving production."""
+    ctx = Context()
+    version = ctx.registry.version_in_env_at(model, prod_env(ctx), utcnow())
+    if version is None:
+        raise InvalidInputError(f"{model} has no version in production to score with")
+    scorer = load_artifact(fetch_verified(str(version.artifact_uri), str(version.artifact_sha256)),
+                           str(version.artifact_uri), version.trusted_types)
+    artifact_id = create_progress_artifact(progress=0.0, key=f"batch-score-{model}",
+                                           description=f"scoring {input_uri} with {version.ref}")
+    listener = progress_listener.get()
+    done = {"percent": 0}
+
+    def progress(read: int, total: int) -> None:
+        percent = int(100 * read / total) if total else 100
+        if percent > done["percent"]:  # the UI needs a call per percent, not per chunk
+            done["percent"] = percent
+            update_progress_artifact(artifact_id, progress=float(percent))
+        if listener:
+            listener(read, total)
+
+    output, rows = score_file(scorer, version, input_uri, chunk_rows, progress)
+    update_progress_artifact(artifact_id, progress=100.0)
+    with ctx.registry.transaction() as session:
+        ctx.registry.append_audit(session, actor=FLOW, action="version.batch_scored",
+                                  entity="version", entity_id=version.id, model=model,
+                                  detail={"number": version.number, "input": input_uri,
+                                          "output": output, "rows": rows})
+    get_run_logger().info("%s scored %d rows of %s into %s", version.ref, rows, input_uri,
+                          output)
+    return output
