@@ -37,6 +37,8 @@ bench: examples
 	$(BIN)/python benchmarks/runtime_bench.py
 	$(BIN)/python benchmarks/alerts_bench.py
 	$(BIN)/python benchmarks/pipeline_bench.py
+	$(BIN)/python benchmarks/drift_bench.py
+	$(BIN)/python benchmarks/backtest_bench.py
 
 clean:
 	rm -rf $(VENV) .mlc

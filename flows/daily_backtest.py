@@ -49,27 +49,29 @@ def backtest_version(ctx: Context, version: VersionRecord, location: str, day: d
 
 
 @task(name="backtest-models", cache_policy=NO_CACHE)
-def backtest_models(models: list[str], day: date, strict: bool = False) -> list[TestResult]:
+def backtest_models(names: list[str], day: date, strict: bool = False
+                    ) -> list[tuple[VersionRecord, TestResult]]:
     """One task for a batch of models: a Prefect task per small model would cost more than
     the test itself. A model whose data is wrong is alerted and the others go on (`strict`:
     the error is raised, for a person who asked for one model)."""
     ctx, logger = Context(), get_run_logger()
-    stored = []
-    for name in models:
-        model = ctx.registry.get_model(name)
-        version = ctx.registry.version_in_env_at(name, prod_env(ctx), utcnow())
-        if version is None or not model.data_location:
+    models = {m.name: m for m in ctx.registry.list_models()}
+    env, stored = prod_env(ctx), []
+    for name in names:
+        version = ctx.registry.version_in_env_at(name, env, utcnow())
+        location = models[name].data_location
+        if version is None or not location:
             logger.warning("%s: %s", name, "not in production" if version is None
                            else "no data_location in its model.yaml")
             continue
         try:
-            result = backtest_version(ctx, version, model.data_location, day)
+            result = backtest_version(ctx, version, location, day)
         except InvalidInputError as exc:
             if strict:
                 raise
             raise_alert(bad_data(version, day, exc))
             continue
-        stored.append(ctx.registry.add_test_result(result, actor=FLOW))
+        stored.append((version, ctx.registry.add_test_result(result, actor=FLOW)))
     return stored
 
 
@@ -78,18 +80,28 @@ def daily_backtest(model: str | None = None, day: str | None = None) -> list[Tes
     """Backtest every model in production (or one) on `day` (YYYY-MM-DD; default yesterday)."""
     ctx = Context()
     when = parse_day(day)
-    names = [model] if model else [m.name for m in ctx.registry.list_models()]
     if model:
         ctx.registry.get_model(model)  # a clear error for an unknown model
-    results = backtest_models(names, when, strict=model is not None)
-    for result in results:
-        version = ctx.registry.get_version_by_id(result.version_id)
-        create_table_artifact(key=f"backtest-{version.model}", table=result_rows(result),
-                              description=f"backtest of {version.ref} on {when}")
+    names = [model] if model else [m.name for m in ctx.registry.list_models()]
+    done = backtest_models(names, when, strict=model is not None)
+    if model and done:
+        create_table_artifact(key=f"backtest-{model}", table=result_rows(done[0][1]),
+                              description=f"backtest of {done[0][0].ref} on {when}")
+    elif done:  # one summary for the night, not an API call per model
+        create_table_artifact(key="backtest-nightly", table=[summary_row(v, r) for v, r in done],
+                              description=f"backtest of {len(done)} models on {when}")
+    for version, result in done:
         for signal in backtest_signals(version, result):
             raise_alert(signal)
-    get_run_logger().info("backtested %d model(s) on %s", len(results), when)
-    return results
+    get_run_logger().info("backtested %d model(s) on %s", len(done), when)
+    return [result for _, result in done]
+
+
+def summary_row(version: VersionRecord, result: TestResult) -> dict[str, object]:
+    missed = [c.metric for c in result.thresholds if not c.passed]
+    return {"version": version.ref, "outcome": result.outcome, "passed": result.passed,
+            "missed": ", ".join(missed) or "-",
+            **{k: round(v, 4) for k, v in sorted(result.metrics.items())[:6]}}
 
 
 def parse_day(day: str | None) -> date:
