@@ -498,9 +498,12 @@ def runtime_start(
     ctx = Context()
     settings = ctx.settings
     url = f"http://{settings.host}:{port}"
+    from mlc_tasks.capture import InputCapture
+
     application = create_app(name, runtimes.parse_tags(tags), settings.resolved_admin_token(),
                              settings.trusted_types, ctx.registry, url,
-                             settings.heartbeat_seconds)
+                             settings.heartbeat_seconds,
+                             InputCapture(settings.capture_dir(), name))
     uvicorn.run(application, host=settings.host, port=port, log_level="warning")
 
 

@@ -25,6 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mlc_tasks import lifecycle
 from mlc_tasks.artifacts import fetch_verified
+from mlc_tasks.capture import InputCapture
 from mlc_tasks.errors import InvalidInputError, MlcError, SchemaMismatchError, UnsafeArtifactError
 from mlc_tasks.registry import Registry
 from mlc_tasks.runtimes import DeployRequest
@@ -96,16 +97,22 @@ class ScoringSlot:
             return self.current
 
 
-def predict(served: Served, rows: list[dict[str, Any]]) -> list[Any]:
+def predict(served: Served, rows: list[dict[str, Any]], capture: InputCapture | None = None
+            ) -> list[Any]:
     frame = frame_from_rows(rows, served.request.input_schema)
     predictions: list[Any] = np.asarray(served.model.predict(frame)).tolist()
+    if capture is not None:
+        try:  # the drift monitor's "recent scoring inputs"; never fails a prediction
+            capture.record(served.request.model, served.request.number, frame)
+        except OSError as exc:
+            log.warning("scoring inputs not captured: %s", exc)
     return predictions
 
 
 def create_app(
     name: str, tags: dict[str, str], token: str, reviewed_types: list[str],
     registry: Registry | None = None, public_url: str | None = None,
-    heartbeat_seconds: float = 15.0,
+    heartbeat_seconds: float = 15.0, capture: InputCapture | None = None,
 ) -> FastAPI:
     """The runtime app; with a registry it registers itself, restores what the registry says it
     serves, and beats its heartbeat."""
@@ -157,7 +164,7 @@ def create_app(
             raise HTTPException(503, f"runtime {name} serves no model yet")
         try:
             rows = rows_from_request(await http.json())
-            predictions = await run_in_threadpool(predict, served, rows)
+            predictions = await run_in_threadpool(predict, served, rows, capture)
         except SchemaMismatchError as exc:
             raise HTTPException(422, {"column": exc.column, "message": str(exc)}) from exc
         except (ValueError, TypeError) as exc:  # malformed body

@@ -20,6 +20,7 @@ from flows.daily_backtest import parse_day, prod_env
 from mlc_tasks import evaluation, monitoring
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.artifacts import fetch_verified
+from mlc_tasks.capture import captured_rows
 from mlc_tasks.daily_data import read_day
 from mlc_tasks.drift import drift_report
 from mlc_tasks.errors import InvalidInputError
@@ -45,6 +46,17 @@ def recent_rows(location: str, last_day: date, days: int) -> tuple[pd.DataFrame,
             f"{location} ({len(found)} of {days} days)", digest)
 
 
+def scoring_inputs(ctx: Context, version: VersionRecord, last_day: date, days: int
+                   ) -> tuple[pd.DataFrame | None, str]:
+    """What the runtimes scored for this version in the window and since (inputs are there
+    at once; labels arrive a day later)."""
+    root = ctx.settings.capture_dir()
+    first, today = last_day - timedelta(days=days - 1), utcnow().date()
+    window = [first + timedelta(days=n) for n in range((max(today, last_day) - first).days + 1)]
+    rows = captured_rows(root, version.model, version.number, window)
+    return rows, f"scoring inputs captured under {root} ({0 if rows is None else len(rows)} rows)"
+
+
 def training_snapshot(version: VersionRecord) -> pd.DataFrame:
     spec = stored_spec(str(version.package_uri))
     location = spec.training.data if spec.training else spec.lineage.training_data
@@ -65,12 +77,16 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
     features, labels = evaluation.labelled_frame(rows, version.input_schema, version.label,
                                                  where)
     reference = training_snapshot(version)
-    report = drift_report(reference, features, version.input_schema, policy.drift)
-    html = monitoring.evidently_report(reference[features.columns], features,
+    inputs, inputs_where = scoring_inputs(ctx, version, last_day, policy.window_days)
+    if inputs is None:  # nothing scored yet: the labelled rows' inputs stand in
+        inputs, inputs_where = features, where
+    report = drift_report(reference, inputs, version.input_schema, policy.drift)
+    columns = [c.name for c in version.input_schema]
+    html = monitoring.evidently_report(reference[columns], inputs[columns],
                                        policy.report_sample_rows)
     report_uri, _ = ctx.store().put(html)
     metrics, checks = monitoring.drift_checks(report, policy.drift)
-    results = [monitoring.record(version, "drift", window, where, sha, metrics, checks,
+    results = [monitoring.record(version, "drift", window, inputs_where, sha, metrics, checks,
                                  report_uri=report_uri)]
     model = load_artifact(fetch_verified(str(version.artifact_uri), str(version.artifact_sha256)),
                           str(version.artifact_uri), version.trusted_types)

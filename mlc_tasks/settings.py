@@ -97,6 +97,10 @@ class MlcSettings(BaseSettings):
     allow_http_loopback: bool = Field(
         default=False, description="Allow plain http to 127.0.0.1 (tests and local receivers).")
 
+    def capture_dir(self) -> Path:
+        """Where runtimes keep the scoring inputs they saw (read by the drift monitor)."""
+        return self.home / "captures"
+
     def registry_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'registry.db'}"
 

@@ -62,3 +62,25 @@ def test_missing_sensitive_column_names_it_and_writes_nothing(in_prod, prefect_s
     assert done.exit_code == 1 and "sensitive attribute column 'gender'" in done.output
     version = registry.get_version("credit-risk", 1)
     assert [r.kind for r in registry.test_results(version.id)] == ["test"]  # nothing new
+
+
+def test_drift_is_measured_on_the_scoring_inputs_the_runtimes_saw(
+        in_prod, prefect_server, local_settings) -> None:
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from mlc_tasks.capture import InputCapture
+    from mlc_tasks.registry.store import utcnow
+
+    registry, daily = in_prod
+    yesterday = utcnow().date() - timedelta(days=1)
+    scored = pd.read_csv(daily / yesterday.isoformat() / "labelled.csv").drop(
+        columns=["default", "gender"])
+    scored["income"] = scored["income"] * 2  # what production sees has moved
+    InputCapture(local_settings.capture_dir(), "prod").record("credit-risk", 1, scored)
+    found = kinds(monitor("credit-risk"))
+    assert found["drift"].dataset_uri.startswith("scoring inputs captured under")
+    drifted = [c.metric for c in found["drift"].thresholds if not c.passed]
+    assert drifted == ["income.wasserstein_std"]
+    assert found["performance"].passed  # the labelled rows themselves did not move
