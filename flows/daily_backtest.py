@@ -58,7 +58,7 @@ def backtest_models(names: list[str], day: date, strict: bool = False
     models = {m.name: m for m in ctx.registry.list_models()}
     env, stored = prod_env(ctx), []
     for name in names:
-        version = ctx.registry.version_in_env_at(name, env, utcnow())
+        version = ctx.registry.version_in_env_at(name, env, utcnow())  # the one serving now
         location = models[name].data_location
         if version is None or not location:
             logger.warning("%s: %s", name, "not in production" if version is None
@@ -66,7 +66,7 @@ def backtest_models(names: list[str], day: date, strict: bool = False
             continue
         try:
             result = backtest_version(ctx, version, location, day)
-        except InvalidInputError as exc:
+        except Exception as exc:  # one model's bad data must not stop the night's run
             if strict:
                 raise
             raise_alert(bad_data(version, day, exc))

@@ -128,7 +128,7 @@ def monitor_models(models: list[str], last_day: date, strict: bool) -> list[Test
             continue
         try:
             found = check_version(ctx, version, model.data_location, last_day, policy)
-        except InvalidInputError as exc:
+        except Exception as exc:  # one model's bad data must not stop the others
             if strict:
                 raise
             raise_alert(AlertSignal(severity=Severity.WARNING, model=name,
@@ -177,7 +177,13 @@ def show(version: VersionRecord, results: list[TestResult]) -> None:
             for r in results for c in r.thresholds]
     if rows:
         create_table_artifact(key=f"monitor-{version.model}-checks", table=rows,
-                              description=f"drifted columns and group metrics of {version.ref}")
+                              description=f"checks of {version.ref} against their limits")
+    details = [{"check": r.kind, "measure": name, "value": round(value, 6)}
+               for r in results for name, value in sorted(r.metrics.items())]
+    if details:  # per column effect and corrected p-value; per group rows and rates
+        create_table_artifact(key=f"monitor-{version.model}-details", table=details,
+                              description=f"drift per column and metrics per group of "
+                                          f"{version.ref}")
 
 
 def breach_signals(version: VersionRecord, results: list[TestResult]) -> list[AlertSignal]:

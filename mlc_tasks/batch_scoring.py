@@ -4,6 +4,7 @@ chunk so memory stays flat however large the file is."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ def score_file(model: Any, version: VersionRecord, input_uri: str, chunk_rows: i
         raise InvalidInputError(f"{input_uri}: no such file")
     total, rows = fs.size(path), 0
     out_fs, out_path = fsspec.core.url_to_fs(target)
-    partial = f"{out_path}.partial"
+    partial = f"{out_path}.{uuid.uuid4().hex}.partial"  # two jobs never share one
     try:
         with fs.open(path, "rb") as source, out_fs.open(partial, "w") as sink:
             for index, chunk in enumerate(_chunks(source, chunk_rows, input_uri)):
@@ -42,11 +43,11 @@ def score_file(model: Any, version: VersionRecord, input_uri: str, chunk_rows: i
                     on_progress(source.tell(), total)
         if rows == 0:
             raise InvalidInputError(f"{input_uri}: no rows")
+        out_fs.mv(partial, out_path)
     except BaseException:
         if out_fs.exists(partial):
             out_fs.rm(partial)  # nothing half-written stays behind
         raise
-    out_fs.mv(partial, out_path)
     return target, rows
 
 

@@ -44,6 +44,7 @@ def labelled_frame(data: pd.DataFrame, schema: list[Column], label: str, name: s
         raise InvalidInputError(f"{name}: label column '{label}' is missing")
     if data[label].isna().all():
         raise InvalidInputError(f"{name}: label column '{label}' is empty")
+    data = data[data[label].notna()]  # outcomes are known only for some rows yet
     try:
         features = frame_from_rows(data.to_dict("records"), schema)
     except InvalidInputError as exc:

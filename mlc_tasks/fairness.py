@@ -10,7 +10,7 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlc_tasks.errors import InvalidInputError
 
@@ -18,8 +18,8 @@ from mlc_tasks.errors import InvalidInputError
 class FairnessSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    min_group_rows: int = 30
-    min_group_labels: int = 5           # positives and negatives each, for TPR and FPR
+    min_group_rows: int = Field(default=30, ge=1)
+    min_group_labels: int = Field(default=5, ge=1)  # positives and negatives each (TPR, FPR)
     max_parity_difference: float = 0.1
     min_impact_ratio: float = 0.8       # the four-fifths rule
     max_equalized_odds_difference: float = 0.1
@@ -75,7 +75,9 @@ def fairness(attribute: str, y_true: pd.Series, y_pred: pd.Series, sensitive: pd
     settings = settings or FairnessSettings()
     if sensitive.isna().all():
         raise InvalidInputError(f"sensitive attribute '{attribute}' has no values")
-    rates = group_rates(np.asarray(y_true), np.asarray(y_pred), sensitive.astype(str).to_numpy())
+    known = sensitive.notna().to_numpy()  # a row without the attribute belongs to no group
+    rates = group_rates(np.asarray(y_true)[known], np.asarray(y_pred)[known],
+                        sensitive[known].astype(str).to_numpy())
     small = [f"group '{g.group}': {g.rows} rows, {g.positives} positives, {g.negatives} "
              f"negatives" for g in rates
              if g.rows < settings.min_group_rows or min(g.positives, g.negatives)
@@ -87,7 +89,7 @@ def fairness(attribute: str, y_true: pd.Series, y_pred: pd.Series, sensitive: pd
     eod = _equalized_odds(rates)
     if len(rates) < 2:
         small.append(f"only one group ({rates[0].group})")
-    if small:
+    if small or eod is None:
         return FairnessResult(attribute=attribute, groups=rates,
                               demographic_parity_difference=dpd, disparate_impact_ratio=ratio,
                               equalized_odds_difference=eod, outcome=Outcome.INSUFFICIENT,

@@ -54,10 +54,10 @@ def performance_checks(current: dict[str, float], baseline: dict[str, float],
         if metric not in current:
             continue
         if metric in LOWER_IS_BETTER:
-            bound, op = base * (1 + tolerance), "<="
+            bound, op = base + tolerance * abs(base), "<="
             passed = current[metric] <= bound
-        else:
-            bound, op = base * (1 - tolerance), ">="
+        else:  # abs: an r2 below zero must not make the bound stricter than the baseline
+            bound, op = base - tolerance * abs(base), ">="
             passed = current[metric] >= bound
         checks.append(ThresholdCheck(metric=metric, op=op, threshold=bound,
                                      value=current[metric], passed=passed))

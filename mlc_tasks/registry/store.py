@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 import uuid
@@ -511,6 +512,12 @@ class Registry:
                         TestResultRow.window == result.window)).rowcount
             data = result.model_dump(mode="json")
             data["created_at"] = result.created_at
+            # NaN (e.g. ROC AUC on a day with one class) is not JSON: a metric that could not
+            # be computed is absent, and its check (already failed) shows no value
+            data["metrics"] = {k: v for k, v in result.metrics.items() if math.isfinite(v)}
+            for check in data["thresholds"]:
+                if check["value"] is not None and not math.isfinite(check["value"]):
+                    check["value"] = None
             session.add(TestResultRow(**data))
             self.append_audit(session, actor=actor, action="test_result.recorded", entity="version",
                         entity_id=result.version_id, model=model,

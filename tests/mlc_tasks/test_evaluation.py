@@ -49,3 +49,14 @@ def test_result_table_puts_thresholds_beside_metrics() -> None:
     assert result_table(result) == [
         {"metric": "mae", "value": 50.0, "threshold": "<= 40", "passed": False},
         {"metric": "r2", "value": 0.9}]
+
+
+def test_rows_whose_outcome_is_not_known_yet_are_left_out() -> None:
+    import pandas as pd
+
+    from mlc_tasks.evaluation import labelled_frame
+    from mlc_tasks.scoring import Column
+
+    data = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1, None, 0]})
+    features, labels = labelled_frame(data, [Column(name="x", dtype="float")], "y", "d.csv")
+    assert list(features["x"]) == [1.0, 3.0] and list(labels) == [1, 0]

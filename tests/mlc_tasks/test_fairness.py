@@ -64,3 +64,12 @@ def test_a_small_group_is_insufficient_data_with_its_counts() -> None:
     assert result.outcome == Outcome.INSUFFICIENT
     [reason] = result.reasons
     assert reason.startswith("group 'x': ") and "rows" in reason and "positives" in reason
+
+
+def test_rows_without_the_attribute_belong_to_no_group() -> None:
+    frame = data()
+    frame["group"] = frame["group"].astype(object)
+    frame.loc[frame.index[:40], "group"] = None
+    result = fairness("group", frame["y"], frame["p"], frame["group"])
+    assert [g.group for g in result.groups] == ["f", "m", "x"]
+    assert result.outcome == Outcome.PASS

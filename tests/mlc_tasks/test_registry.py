@@ -189,7 +189,7 @@ def test_migrations_apply_once(settings: MlcSettings) -> None:
     Registry(settings.registry_url()).close()
     again = Registry(settings.registry_url())
     with again.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
     again.close()
 
 
