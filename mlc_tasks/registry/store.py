@@ -523,7 +523,7 @@ class Registry:
                         entity_id=result.version_id, model=model,
                         detail={"kind": result.kind, "passed": result.passed,
                                 "window": result.window, "outcome": result.outcome,
-                                "replaced": replaced, "metrics": result.metrics},
+                                "replaced": replaced, "metrics": data["metrics"]},
                         evidence_sha256=result.dataset_sha256 or None)
             return result
 

@@ -124,6 +124,27 @@ def test_test_result_is_stored_whole_and_audited(package, registry, store) -> No
     assert (last.action, last.evidence_sha256) == ("test_result.recorded", "ab" * 32)
 
 
+@pytest.mark.postgres
+def test_a_window_result_replaces_the_last_and_nan_is_absent(package, registry, store) -> None:
+    version, _ = submit(package, registry, store)
+
+    def fairness(outcome: str, value: float) -> TestResult:
+        return TestResult(
+            id=uuid.uuid4().hex, version_id=version.id, kind="fairness:a_sensitive_attribute",
+            dataset_uri="daily", dataset_sha256="", metrics={"roc_auc": value, "n": 3.0},
+            thresholds=[ThresholdCheck(metric="roc_auc", op=">=", threshold=0.7, value=value,
+                                       passed=False)],
+            passed=False, report_uri=None, created_at=utcnow(), window="2026-11-19..2026-11-25",
+            outcome=outcome)
+
+    registry.add_test_result(fairness("insufficient data", float("nan")), "monitor")
+    registry.add_test_result(fairness("insufficient data", float("nan")), "monitor")
+    [stored] = registry.test_results(version.id)
+    assert stored.outcome == "insufficient data" and stored.metrics == {"n": 3.0}
+    assert stored.thresholds[0].value is None
+    assert registry.audit_events("credit-risk")[-1].detail["replaced"] == 1
+
+
 def test_unknown_names_are_clear(registry) -> None:
     with pytest.raises(NotFoundError, match="no model named 'nope'"):
         registry.list_versions("nope")
