@@ -28,7 +28,7 @@ from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.capture import InputCapture
 from mlc_tasks.errors import InvalidInputError, MlcError, SchemaMismatchError, UnsafeArtifactError
 from mlc_tasks.registry import Registry
-from mlc_tasks.runtimes import DeployRequest
+from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest
 from mlc_tasks.scoring import frame_from_rows, rows_from_request
 from mlc_tasks.serialization import load_artifact
 
@@ -164,7 +164,8 @@ def create_app(
             raise HTTPException(503, f"runtime {name} serves no model yet")
         try:
             rows = rows_from_request(await http.json())
-            predictions = await run_in_threadpool(predict, served, rows, capture)
+            keep = None if http.headers.get(SMOKE_TEST_HEADER) else capture
+            predictions = await run_in_threadpool(predict, served, rows, keep)
         except SchemaMismatchError as exc:
             raise HTTPException(422, {"column": exc.column, "message": str(exc)}) from exc
         except (ValueError, TypeError) as exc:  # malformed body

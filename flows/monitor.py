@@ -78,8 +78,9 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
                                                  where)
     reference = training_snapshot(version)
     inputs, inputs_where = scoring_inputs(ctx, version, last_day, policy.window_days)
-    if inputs is None:  # nothing scored yet: the labelled rows' inputs stand in
-        inputs, inputs_where = features, where
+    if inputs is None or len(inputs) < policy.min_scoring_rows:
+        # too little production traffic to judge: the labelled rows' inputs stand in
+        inputs, inputs_where = features, f"{where} (inputs of the labelled rows)"
     report = drift_report(reference, inputs, version.input_schema, policy.drift)
     columns = [c.name for c in version.input_schema]
     html = monitoring.evidently_report(reference[columns], inputs[columns],

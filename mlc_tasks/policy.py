@@ -142,6 +142,9 @@ class MonitoringPolicy(BaseModel):
     performance_tolerance: float = Field(
         default=0.1, gt=0, lt=1, description="a metric worse than the version's own test by "
         "more than this share of it is a breach")
+    min_scoring_rows: int = Field(
+        default=200, ge=1, description="fewer captured scoring inputs than this: drift is "
+        "measured on the labelled rows' inputs instead")
     report_sample_rows: int = Field(default=20_000, ge=1000,
                                     description="rows per side in the Evidently report")
 

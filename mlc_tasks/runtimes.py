@@ -21,6 +21,7 @@ from mlc_tasks.registry import DeploymentRecord, Registry, RuntimeRecord, Versio
 from mlc_tasks.scoring import Column
 
 log = logging.getLogger(__name__)
+SMOKE_TEST_HEADER = "X-MLC-Smoke-Test"  # our own checks, not production traffic
 
 
 def parse_tags(text: str) -> dict[str, str]:
@@ -109,7 +110,10 @@ class RuntimeClient:
         return self._call("POST", "/admin/rollback")
 
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
-        body = self._call("POST", "/invocations", json={"dataframe_records": rows})
+        """Score rows as a check (smoke test): the runtime does not keep them as scoring
+        inputs for the drift monitor."""
+        body = self._call("POST", "/invocations", json={"dataframe_records": rows},
+                          headers={SMOKE_TEST_HEADER: "1"})
         return list(body.get("predictions", []))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
