@@ -352,13 +352,9 @@ def backtest(
                    ] = None,
 ) -> None:
     """Backtest the version a model serves in production on a day's labelled data, now."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from deployments.decide import prefect_api
     from flows.daily_backtest import daily_backtest
 
-    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
-        results = daily_backtest(name, day)
+    results = _run_here(daily_backtest, name, day)
     if not results:
         raise InvalidInputError(f"{name}: nothing to backtest (not in production, or no "
                                 "data_location in its model.yaml)")
@@ -374,13 +370,9 @@ def monitor(
         "--date", help="Last day of the window, YYYY-MM-DD (default: yesterday).")] = None,
 ) -> None:
     """Check drift, performance and fairness of a model's production version, now."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from deployments.decide import prefect_api
     from flows.monitor import monitor as monitor_flow
 
-    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
-        found = monitor_flow(name, day)
+    found = _run_here(monitor_flow, name, day)
     if not found:
         raise InvalidInputError(f"{name}: nothing to monitor (not in production, or no "
                                 "data_location in its model.yaml)")
@@ -402,10 +394,8 @@ def score(
     chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.")] = 50_000,
 ) -> None:
     """Score a dataset with the version in production; predictions are written beside it."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from rich.progress import Progress
 
-    from deployments.decide import prefect_api
     from flows.batch_score import batch_score, progress_listener
 
     if "://" not in input_uri:
@@ -415,8 +405,7 @@ def score(
         token = progress_listener.set(lambda read, total: bar.update(job, completed=read,
                                                                      total=total))
         try:
-            with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
-                output = batch_score(name, input_uri, chunk_rows)
+            output = _run_here(batch_score, name, input_uri, chunk_rows)
         finally:
             progress_listener.reset(token)
     typer.echo(f"predictions written to {output}")
@@ -438,6 +427,17 @@ def results(name: str, json_out: JsonFlag = False) -> None:
                  ", ".join(f"{k}={val:.4g}" for k, val in sorted(r.metrics.items())),
                  ", ".join(c.metric for c in r.thresholds if not c.passed) or "-",
                  f"{r.created_at:%Y-%m-%d %H:%M}"] for v, r in found])
+
+
+def _run_here(flow: Callable[..., Any], *args: Any) -> Any:
+    """Run a flow in this process, recorded on the Prefect server `mlc up` started (not a
+    throwaway ephemeral one), so it shows in the UI like a served run."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.decide import prefect_api
+
+    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
+        return flow(*args)
 
 
 def _result_line(result: Any) -> str:

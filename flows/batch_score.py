@@ -12,11 +12,10 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from deployments.context import Context
 from flows.daily_backtest import prod_env
-from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.batch_scoring import score_file
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.evaluation import version_model
 from mlc_tasks.registry.store import utcnow
-from mlc_tasks.serialization import load_artifact
 
 FLOW = "batch-score"
 # The CLI sets this to drive its progress bar; a served run has no listener.
@@ -31,8 +30,7 @@ def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
     version = ctx.registry.version_in_env_at(model, prod_env(ctx), utcnow())
     if version is None:
         raise InvalidInputError(f"{model} has no version in production to score with")
-    scorer = load_artifact(fetch_verified(str(version.artifact_uri), str(version.artifact_sha256)),
-                           str(version.artifact_uri), version.trusted_types)
+    scorer = version_model(version)
     artifact_id = create_progress_artifact(progress=0.0, key=f"batch-score-{model}",
                                            description=f"scoring {input_uri} with {version.ref}")
     listener = progress_listener.get()

@@ -16,13 +16,11 @@ from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.daily_data import day_pattern, read_day
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
-from mlc_tasks.serialization import load_artifact
-from mlc_tasks.submission import package_member, stored_spec
+from mlc_tasks.submission import stored_spec
 
 FLOW = "daily-backtest"
 
@@ -38,13 +36,10 @@ def backtest_version(ctx: Context, version: VersionRecord, location: str, day: d
                           created_at=utcnow(), window=day.isoformat(), outcome="no data")
     rows, where, sha = found
     spec = stored_spec(str(version.package_uri))
-    model = load_artifact(fetch_verified(str(version.artifact_uri), str(version.artifact_sha256)),
-                          str(version.artifact_uri), version.trusted_types)
-    own = (spec.metrics_function, package_member(str(version.package_uri),
-           spec.metrics_function.partition(":")[0]).decode()) if spec.metrics_function else None
-    result = evaluation.test_version(version, model, rows, where, sha,
-                                     ctx.policy().thresholds_for(spec.type), kind="backtest",
-                                     own_metrics=own)
+    result = evaluation.test_version(version, evaluation.version_model(version), rows, where,
+                                     sha, ctx.policy().thresholds_for(spec.type),
+                                     kind="backtest",
+                                     own_metrics=evaluation.own_metrics(version, spec))
     return result.model_copy(update={"window": day.isoformat()})
 
 

@@ -19,7 +19,6 @@ from flows.alerts import raise_alert
 from flows.daily_backtest import parse_day, prod_env
 from mlc_tasks import evaluation, monitoring
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.capture import captured_rows
 from mlc_tasks.daily_data import read_day
 from mlc_tasks.drift import drift_report
@@ -28,7 +27,6 @@ from mlc_tasks.fairness import Outcome, fairness
 from mlc_tasks.policy import MonitoringPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
-from mlc_tasks.serialization import load_artifact
 from mlc_tasks.submission import stored_spec
 from mlc_tasks.training import read_training_data
 
@@ -89,8 +87,7 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
     metrics, checks = monitoring.drift_checks(report, policy.drift)
     results = [monitoring.record(version, "drift", window, inputs_where, sha, metrics, checks,
                                  report_uri=report_uri)]
-    model = load_artifact(fetch_verified(str(version.artifact_uri), str(version.artifact_sha256)),
-                          str(version.artifact_uri), version.trusted_types)
+    model = evaluation.version_model(version)
     current = evaluation.compute_metrics(model, features, labels, version.metrics)
     baseline = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     if baseline:

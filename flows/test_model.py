@@ -16,11 +16,9 @@ from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
-from mlc_tasks.serialization import load_artifact
 from mlc_tasks.submission import package_member, stored_spec
 
 
@@ -35,15 +33,12 @@ def run_test_job(version: VersionRecord) -> TestResult:
     if not spec.test_data:
         raise InvalidPackageError(f"{version.ref}: model.yaml declares no test_data")
     raw = package_member(version.package_uri, spec.test_data)
-    data = fetch_verified(version.artifact_uri, str(version.artifact_sha256))
-    model = load_artifact(data, version.artifact_uri, version.trusted_types)
-    thresholds = ctx.policy().thresholds_for(spec.type)
-    reference = spec.metrics_function
-    own = (reference, package_member(version.package_uri, reference.partition(":")[0]).decode()
-           ) if reference else None
-    return evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)),
+    return evaluation.test_version(version, evaluation.version_model(version),
+                                   pd.read_csv(io.BytesIO(raw)),
                                    f"{version.package_uri}#{spec.test_data}",
-                                   hashlib.sha256(raw).hexdigest(), thresholds, own_metrics=own)
+                                   hashlib.sha256(raw).hexdigest(),
+                                   ctx.policy().thresholds_for(spec.type),
+                                   own_metrics=evaluation.own_metrics(version, spec))
 
 
 def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSignal:

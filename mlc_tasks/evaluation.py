@@ -13,11 +13,15 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.package_metrics import run_metrics_function
+from mlc_tasks.packages import ModelSpec
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
 from mlc_tasks.scoring import Column, frame_from_rows
+from mlc_tasks.serialization import load_artifact
+from mlc_tasks.submission import package_member
 
 log = logging.getLogger(__name__)
 Scorer = Callable[[Any, pd.Series, pd.DataFrame], float]
@@ -110,3 +114,19 @@ def result_table(result: TestResult) -> list[dict[str, Any]]:
                     "passed": checks[metric].passed}
         rows.append(row)
     return rows
+
+
+def version_model(version: VersionRecord) -> Any:
+    """The version's model: its artifact fetched, sha256-checked and loaded safely."""
+    if version.artifact_uri is None or version.artifact_sha256 is None:
+        raise InvalidInputError(f"{version.ref} has no artifact yet (train it first)")
+    data = fetch_verified(version.artifact_uri, version.artifact_sha256)
+    return load_artifact(data, version.artifact_uri, version.trusted_types)
+
+
+def own_metrics(version: VersionRecord, spec: ModelSpec) -> tuple[str, str] | None:
+    """The package's metrics function as (file.py:function, its source), if it declares one."""
+    if not spec.metrics_function or version.package_uri is None:
+        return None
+    file = spec.metrics_function.partition(":")[0]
+    return spec.metrics_function, package_member(version.package_uri, file).decode()
