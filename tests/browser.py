@@ -51,8 +51,8 @@ def resume_in_ui(page_url: str, fields: dict[str, str], choice: tuple[str, str],
             resume.click()
             dialog = page.get_by_role("dialog")
             expect(dialog.get_by_text("Resume Flow Run")).to_be_visible()
+            _select(page, dialog, *choice)  # waits for the form: the schema loads after the modal
             description = dialog.inner_text()
-            _select(page, dialog, *choice)
             for label, value in fields.items():
                 _field(dialog, label).locator("textarea").fill(value)
             with page.expect_response(lambda r: r.request.method == "POST" and re.search(
