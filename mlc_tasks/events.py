@@ -1,4 +1,5 @@
-"""Prefect events that start processes (a model marked ready).
+"""Prefect events that start processes: a model marked ready; retraining or a backtest asked
+for by new data, a notification or a person.
 
 Sent with one POST to the server's events API (what Prefect's own clients do over a
 websocket): the `mlc submit` command does not import Prefect, which takes seconds."""
@@ -17,6 +18,7 @@ from mlc_tasks.registry import VersionRecord
 
 log = logging.getLogger(__name__)
 MODEL_READY = "mlc.model.ready"
+REQUESTED = {"retrain": "mlc.retrain.requested", "backtest": "mlc.backtest.requested"}
 
 
 def model_ready_event(version: VersionRecord, actor: str) -> dict[str, Any]:
@@ -32,6 +34,23 @@ def model_ready_event(version: VersionRecord, actor: str) -> dict[str, Any]:
         "related": [],
         "payload": {"model": version.model, "number": version.number,
                     "version_id": version.id, "submitted_by": actor},
+    }
+
+
+def request_event(model: str, action: str, trigger: str, data: str | None = None,
+                  detail: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Ask for a retraining or a backtest of `model`. `trigger` says what asked (data, a
+    notification, a schedule, a person); `data` is the new labelled data's location, if any."""
+    if action not in REQUESTED:
+        raise ValueError(f"action '{action}' is not one of {', '.join(REQUESTED)}")
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": REQUESTED[action],
+        "resource": {"prefect.resource.id": f"mlc.model.{model}",
+                     "prefect.resource.name": model, "mlc.model": model},
+        "related": [],
+        "payload": {"model": model, "trigger": trigger, "data": data, **(detail or {})},
     }
 
 

@@ -26,6 +26,9 @@ class ModelRow(Base):
     created_at: Mapped[datetime]
     # where labelled data arrives, one folder per day (any fsspec URL), for backtests
     data_location: Mapped[str | None] = mapped_column(Text)
+    # the one version production serves or is being promoted to; moved only under this row's
+    # lock, with compare-and-swap (registry/champions.py)
+    champion_version_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class VersionRow(Base):
@@ -233,3 +236,67 @@ class TaskDecisionRow(Base):
     refusal: Mapped[str | None] = mapped_column(Text)
     via: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime]
+
+
+class ComparisonRow(Base):
+    """A champion/challenger comparison on the same held-out rows and its decision."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        UniqueConstraint("champion_version_id", "challenger_version_id", "dataset_sha256"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), index=True)
+    champion_version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    challenger_version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    dataset_uri: Mapped[str] = mapped_column(Text)
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int]
+    outcome: Mapped[str] = mapped_column(String(32))  # promote, insufficient evidence, ...
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class SensedFileRow(Base):
+    """A file the data sensor saw in a model's data location, with its size and modification
+    time when last seen: a file is read only once that has not changed for a while."""
+
+    __tablename__ = "sensed_files"
+    __table_args__ = (UniqueConstraint("model", "path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(63))
+    path: Mapped[str] = mapped_column(String(1024))
+    fingerprint: Mapped[str] = mapped_column(String(255))  # size and mtime
+    changed_at: Mapped[datetime]  # when the fingerprint was last seen to change
+    sha256: Mapped[str | None] = mapped_column(String(64))  # once read
+
+
+class DataArrivalRow(Base):
+    """New labelled data, one per content: the same bytes under another name or after a
+    restart is not a second arrival (the unique constraint settles races)."""
+
+    __tablename__ = "data_arrivals"
+    __table_args__ = (UniqueConstraint("model", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model: Mapped[str] = mapped_column(String(63), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))  # retrain | backtest | none
+    arrived_at: Mapped[datetime]
+
+
+class NotificationRow(Base):
+    """An accepted inbound notification; its id is the primary key, so a replay is refused."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    model: Mapped[str] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(16))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime]

@@ -8,6 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
 
 from mlc_tasks.artifacts import ArtifactStore
@@ -20,6 +22,7 @@ from mlc_tasks.errors import (
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, TestResult, ThresholdCheck
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.registry.tables import Base
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
 
@@ -210,7 +213,9 @@ def test_migrations_apply_once(settings: MlcSettings) -> None:
     Registry(settings.registry_url()).close()
     again = Registry(settings.registry_url())
     with again.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        # the migrations build exactly the tables the code declares
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     again.close()
 
 
