@@ -52,6 +52,10 @@ class MlcSettings(BaseSettings):
         default=None,
         description="Bearer token for runtime admin endpoints; default: generated under home.",
     )
+    notify_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key notifications are signed with; default: generated under home.",
+    )
     trusted_types: list[str] = Field(
         default_factory=lambda: list(REVIEWED_TYPES),
         description="Types a person reviewed, trusted in skops artifacts beyond skops' defaults.",
@@ -62,6 +66,9 @@ class MlcSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address servers started by mlc bind to.")
     prefect_port: int = Field(default=4200, description="Port of the Prefect server mlc up starts.")
+    notify_port: int = Field(
+        default=8710, ge=1, le=65535,
+        description="Port of the inbound notification endpoint mlc up starts.")
     heartbeat_seconds: float = Field(default=15.0, gt=0, description="Runtime heartbeat period.")
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
@@ -112,14 +119,22 @@ class MlcSettings(BaseSettings):
 
     def resolved_admin_token(self) -> str:
         """The configured token, or one generated once and kept (mode 0600) under home."""
-        if self.admin_token is not None:
-            return self.admin_token.get_secret_value()
-        path = self.home / "admin-token"
+        return self._resolved_secret(self.admin_token, "admin-token")
+
+    def resolved_notify_secret(self) -> str:
+        """The configured notification key, or one generated once and kept (mode 0600) under
+        home; senders read it from there (or are given it) to sign what they send."""
+        return self._resolved_secret(self.notify_secret, "notify-secret")
+
+    def _resolved_secret(self, configured: SecretStr | None, name: str) -> str:
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.home / name
         self.home.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             # Written aside, then linked into place: the file appears whole or not at all, and
             # when two processes start together the first link wins and both read it.
-            temp = self.home / f".admin-token.{os.getpid()}.{secrets.token_hex(4)}"
+            temp = self.home / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as file:
                 file.write(secrets.token_urlsafe(32))
