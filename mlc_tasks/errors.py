@@ -94,3 +94,7 @@ class TaskClosedError(MlcError):
 
 class SmokeTestError(MlcError):
     """A runtime accepted a version but its health or predictions are not what they must be."""
+
+
+class ChampionChangedError(MlcError):
+    """A challenger may replace only the champion it was compared with."""

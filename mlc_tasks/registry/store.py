@@ -426,6 +426,9 @@ class Registry:
             env = runtime_row.tags.get("env")
             target = lifecycle.state_after_deploy(State(row.state), env)
             self._set_state(session, row, model, target, actor, reason)
+            if env == "prod":  # what production serves is the champion
+                session.execute(update(ModelRow).where(ModelRow.id == row.model_id)
+                                .values(champion_version_id=row.id))
             session.execute(
                 update(DeploymentRow)
                 .where(DeploymentRow.runtime_id == runtime_row.id,

@@ -286,8 +286,9 @@ class DataArrivalRow(Base):
     model: Mapped[str] = mapped_column(String(63), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(16))  # retrain | backtest | none
+    action: Mapped[str] = mapped_column(String(16))  # retrain | backtest
     arrived_at: Mapped[datetime]
+    emitted_at: Mapped[datetime | None]  # its event sent; until then the sensor sends it again
 
 
 class NotificationRow(Base):

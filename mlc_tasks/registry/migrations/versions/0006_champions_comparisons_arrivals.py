@@ -17,6 +17,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('models', schema=None) as batch_op:
         batch_op.add_column(sa.Column('champion_version_id', sa.String(length=32), nullable=True))
+    # the champion of a model already in production is the version production serves
+    op.execute(sa.text("""
+        UPDATE models SET champion_version_id = (
+            SELECT d.version_id FROM deployments d JOIN versions v ON v.id = d.version_id
+            WHERE v.model_id = models.id AND d.env = 'prod' AND d.replaced_at IS NULL
+            ORDER BY d.deployed_at DESC LIMIT 1)"""))
 
     op.create_table('comparisons',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -61,6 +67,7 @@ def upgrade() -> None:
     sa.Column('path', sa.Text(), nullable=False),
     sa.Column('action', sa.String(length=16), nullable=False),
     sa.Column('arrived_at', sa.DateTime(), nullable=False),
+    sa.Column('emitted_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('model', 'sha256')
     )
