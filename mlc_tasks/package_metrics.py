@@ -2,7 +2,10 @@
 model.yaml): called with the labels, the predictions and the positive-class scores, it returns
 {name: number}. It is the package owner's code, so it runs in its own isolated Python process
 (`python -I`, an empty environment, a temporary working folder, a time limit) and sees only
-those three lists, never the model, the registry or our settings and secrets."""
+those three lists, never the model, the registry or our settings and secrets.
+
+In bootstrap mode (champion/challenger comparison) one such process calls it on all rows and on
+every resample, for both models, with the same row indices as comparison.bootstrap_indices."""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ import sys
 import tempfile
 from typing import Any
 
-from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.errors import InvalidInputError, InvalidPackageError
 
-RUNNER = r"""
+LOADER = r"""
 import json, sys, types
 request = json.load(sys.stdin)
 module = types.ModuleType("package_metrics")
@@ -25,8 +28,41 @@ exec(compile(request["code"], request["file"], "exec"), module.__dict__)
 function = getattr(module, request["function"], None)
 if not callable(function):
     sys.exit(f"{request['file']} defines no function {request['function']}")
+"""
+
+RUNNER = LOADER + r"""
 result = function(request["y_true"], request["y_pred"], request["y_score"])
 json.dump({k: float(v) for k, v in dict(result).items()}, sys.stdout)
+"""
+
+# The indices are comparison.bootstrap_indices(n, resamples, seed), drawn one resample at a
+# time (numpy's int32 draws take the generator's 32-bit values in order, so row by row equals
+# the whole matrix; a test checks it) to hold one row in memory, not resamples × n.
+BOOTSTRAP_RUNNER = LOADER + r"""
+import numpy as np
+
+def measure(y, pred, score):
+    return {k: float(v) for k, v in dict(function(y, pred, score)).items()}
+
+y_true, sides = request["y_true"], [request["champion"], request["challenger"]]
+full = [measure(y_true, pred, score) for pred, score in sides]
+if set(full[0]) != set(full[1]):
+    sys.exit(f"the champion's metrics {sorted(full[0])} differ from the challenger's")
+arrays = [np.array(v, dtype=object) if v is not None else None
+          for v in [y_true] + [value for side in sides for value in side]]
+rng, n = np.random.default_rng(request["seed"]), len(y_true)
+samples = [{name: [] for name in full[0]} for _ in sides]
+for resample in range(request["resamples"]):
+    rows = rng.integers(0, n, size=n, dtype=np.int32)
+    taken = [None if a is None else a[rows].tolist() for a in arrays]
+    for side, (pred, score) in enumerate([taken[1:3], taken[3:5]]):
+        values = measure(taken[0], pred, score)
+        if set(values) != set(full[0]):
+            sys.exit(f"resample {resample}: metrics {sorted(values)}, not {sorted(full[0])}")
+        for name, value in values.items():
+            samples[side][name].append(value)
+json.dump({name: [full[0][name], full[1][name], samples[0][name], samples[1][name]]
+           for name in full[0]}, sys.stdout)
 """
 
 
@@ -43,12 +79,43 @@ def run_metrics_function(reference: str, code: str, y_true: list[Any], y_pred: l
                          y_score: list[float] | None, standard: set[str],
                          timeout: float = 120.0) -> dict[str, float]:
     """The function's metrics; errors name the function and what is wrong."""
+    request = {"code": code, "y_true": y_true, "y_pred": y_pred, "y_score": y_score}
+    return checked(reference, _run(reference, RUNNER, request, timeout), standard)
+
+
+Side = tuple[list[Any], list[float] | None]  # (predictions, positive-class scores or None)
+
+
+def run_metrics_bootstrap(reference: str, code: str, y_true: list[Any], champion: Side,
+                          challenger: Side, resamples: int, seed: int, standard: set[str],
+                          timeout: float = 300.0
+                          ) -> dict[str, tuple[float, float, list[float], list[float]]]:
+    """Metric → (champion on all rows, challenger on all rows, champion per resample,
+    challenger per resample), the resamples shared by both models; one process for all."""
+    for name, (pred, score) in (("champion", champion), ("challenger", challenger)):
+        for what, values in (("predictions", pred), ("scores", score)):
+            if values is not None and len(values) != len(y_true):
+                raise InvalidInputError(f"{name} {what}: {len(values)} values for "
+                                        f"{len(y_true)} labelled rows")
+    request = {"code": code, "y_true": y_true, "champion": list(champion),
+               "challenger": list(challenger), "resamples": resamples, "seed": seed}
+    found = _run(reference, BOOTSTRAP_RUNNER, request, timeout)
+    for side in (0, 1):
+        checked(reference, {name: values[side] for name, values in found.items()}, standard)
+        for name, values in found.items():
+            if not all(math.isfinite(v) for v in values[2 + side]):
+                raise InvalidPackageError(f"{reference}: metric '{name}' is not a finite "
+                                          "number on some resamples")
+    return {name: (a, b, list(sa), list(sb)) for name, (a, b, sa, sb) in found.items()}
+
+
+def _run(reference: str, runner: str, request: dict[str, Any], timeout: float) -> Any:
+    """The runner's JSON answer from an isolated process; errors name the function."""
     file, function = parse_reference(reference)
-    request = {"file": file, "function": function, "code": code, "y_true": y_true,
-               "y_pred": y_pred, "y_score": y_score}
+    request = {"file": file, "function": function} | request
     with tempfile.TemporaryDirectory() as folder:
         try:
-            done = subprocess.run([sys.executable, "-I", "-c", RUNNER], input=json.dumps(request),
+            done = subprocess.run([sys.executable, "-I", "-c", runner], input=json.dumps(request),
                                   capture_output=True, text=True, timeout=timeout, cwd=folder,
                                   env={"PATH": os.defpath})  # no tokens, no passwords
         except subprocess.TimeoutExpired as exc:
@@ -57,7 +124,7 @@ def run_metrics_function(reference: str, code: str, y_true: list[Any], y_pred: l
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise InvalidPackageError(f"{reference} failed: {last}")
-    return checked(reference, json.loads(done.stdout), standard)
+    return json.loads(done.stdout)
 
 
 def checked(reference: str, metrics: dict[str, float], standard: set[str]) -> dict[str, float]:
