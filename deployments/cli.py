@@ -429,6 +429,52 @@ def results(name: str, json_out: JsonFlag = False) -> None:
                  f"{r.created_at:%Y-%m-%d %H:%M}"] for v, r in found])
 
 
+@app.command()
+@friendly
+def retrain(
+    name: str,
+    data: Annotated[str | None, typer.Option(
+        help="A labelled CSV file (path or fsspec URL); default: the data location's recent "
+             "days.")] = None,
+    as_user: AsUser = None,
+) -> None:
+    """Ask for a retraining: the served retrain deployment trains a challenger, compares it
+    with the champion, and promotes it through approval if it wins."""
+    from deployments.decide import prefect_api
+    from mlc_tasks import events
+
+    ctx = Context()
+    ctx.registry.get_model(name)  # a clear error for an unknown model
+    if data and "://" not in data:
+        path = Path(data).resolve()
+        if not path.is_file():
+            raise InvalidInputError(f"--data: {data} is not a file")
+        data = path.as_uri()
+    event = events.request_event(name, "retrain", trigger=f"manual ({as_user or current_user()})",
+                                 data=data)
+    events.emit(event, prefect_api(ctx))
+    typer.echo(f"retraining of {name} requested (event {event['id']}); follow it in the "
+               "Prefect UI, then `mlc comparisons " + name + "` and `mlc tasks`")
+
+
+@app.command()
+@friendly
+def comparisons(name: str, json_out: JsonFlag = False) -> None:
+    """Champion/challenger comparisons of a model and their decisions, oldest first."""
+    from mlc_tasks.registry.champions import ChampionBook
+
+    ctx = Context()
+    found = ChampionBook(ctx.registry).comparisons(name)
+    if json_out:
+        emit_json(found)
+        return
+    numbers = {v.id: v.number for v in ctx.registry.list_versions(name)}
+    show_table(f"comparisons of {name}", ["champion", "challenger", "rows", "outcome", "reason",
+                                          "recorded (UTC)"],
+               [[numbers[c.champion_version_id], numbers[c.challenger_version_id], c.rows,
+                 c.outcome, c.reason, f"{c.created_at:%Y-%m-%d %H:%M}"] for c in found])
+
+
 def _run_here(flow: Callable[..., Any], *args: Any) -> Any:
     """Run a flow in this process, recorded on the Prefect server `mlc up` started (not a
     throwaway ephemeral one), so it shows in the UI like a served run."""

@@ -5,21 +5,41 @@ from __future__ import annotations
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron, Schedule
 
+from deployments.context import Context
 from flows.alerts import alert_sweeper
 from flows.batch_score import batch_score
+from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
+from flows.data_sensor import data_sensor
 from flows.deploy_model import deploy_model
 from flows.monitor import monitor
 from flows.on_model_changed import on_model_changed
+from flows.retrain import retrain
 from flows.test_model import test_model
-from mlc_tasks.events import MODEL_READY
-from mlc_tasks.policy import load_policy
-from mlc_tasks.settings import MlcSettings
+from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
+from mlc_tasks.policy import Policy
+
+REQUEST = {"model": "{{ event.payload.model }}"}
+
+
+def retrain_schedules(ctx: Context, policy: Policy) -> list[Schedule]:
+    """One cron per registered model whose retraining rule has a schedule (a model registered
+    later gets its schedule at the next `mlc up`)."""
+    schedules = []
+    for model in ctx.registry.list_models():
+        rule = policy.retraining_for(model.name, model.type, model.risk_tier)
+        if rule.schedule:
+            schedules.append(Cron(rule.schedule, slug=f"retrain-{model.name}",
+                                  parameters={"model": model.name, "trigger": "schedule"}))
+    return schedules
 
 
 def all_deployments() -> list[RunnerDeployment]:
     """Every process, each deployment named as its flow."""
+    ctx = Context()
+    policy = ctx.policy()
     return [
         deploy_model.to_deployment(
             name="deploy-model",
@@ -46,19 +66,54 @@ def all_deployments() -> list[RunnerDeployment]:
         daily_backtest.to_deployment(
             name="daily-backtest",
             description="Backtest each production version on yesterday's labelled data.",
-            cron=load_policy(MlcSettings().policy_file).schedules.daily_backtest,
+            cron=policy.schedules.daily_backtest,
+            triggers=[DeploymentEventTrigger(  # new data or a notification asked for one
+                expect={REQUESTED["backtest"]},
+                parameters={**REQUEST, "day": "{{ event.payload.day }}"})],
             tags=["mlc", "monitoring"],
         ),
         monitor.to_deployment(
             name="monitor",
             description="Drift, performance and fairness of each production version.",
-            cron=load_policy(MlcSettings().policy_file).schedules.monitor,
+            cron=policy.schedules.monitor,
             tags=["mlc", "monitoring"],
         ),
         batch_score.to_deployment(
             name="batch-score",
             description="Score a dataset with the production version; predictions beside it.",
             tags=["mlc", "jobs"],
+        ),
+        retrain.to_deployment(
+            name="retrain",
+            description="Train a challenger on new data, compare it with the champion, promote "
+                        "it through on-model-changed if it wins.",
+            schedules=retrain_schedules(ctx, policy),
+            triggers=[DeploymentEventTrigger(
+                expect={REQUESTED["retrain"]},
+                parameters={**REQUEST, "data": "{{ event.payload.data }}",
+                            "trigger": "{{ event.payload.trigger }}"})],
+            tags=["mlc", "retraining"],
+        ),
+        data_sensor.to_deployment(
+            name="data-sensor",
+            description="Notice new labelled files in the models' data locations.",
+            interval=policy.sensor.every,
+            tags=["mlc", "retraining"],
+        ),
+        retire_champions.to_deployment(
+            name="retire-champions",
+            description="Retire replaced champions once their grace period has passed.",
+            cron="17 * * * *",
+            tags=["mlc", "retraining"],
+        ),
+        rollback_review.to_deployment(
+            name="rollback-review",
+            description="After an automatic rollback: serve the version again, or retire it.",
+            triggers=[DeploymentEventTrigger(
+                expect={ROLLED_BACK},
+                parameters={**REQUEST, "number": "{{ event.payload.number }}",
+                            "breach": "{{ event.payload.breach }}"})],
+            tags=["mlc", "retraining"],
         ),
         alert_sweeper.to_deployment(
             name="alert-sweeper",

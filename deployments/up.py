@@ -38,6 +38,7 @@ class Supervisor:
             ui_url = self.start_prefect()
             self.env["PREFECT_API_URL"] = self.api_url
             self.start_runtimes()
+            self.start_notifications()
             serve = self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
             self.wait_for_triggers(serve)
             self.restart_waiting_runs()
@@ -83,6 +84,13 @@ class Supervisor:
             url = f"http://{self.settings.host}:{runtime.port}/health"
             wait_healthy(url, f"runtime {runtime.name}", 60, process)
 
+    def start_notifications(self) -> None:
+        """The inbound endpoint for signed notifications (Prefect OSS has no webhooks)."""
+        self.settings.resolved_notify_secret()  # create the key once, before the server reads it
+        process = self.spawn("notifications", [PYTHON, "-m", "deployments.notify_server"])
+        wait_healthy(f"http://{self.settings.host}:{self.settings.notify_port}/health",
+                     "notification endpoint", 60, process)
+
     def wait_for_triggers(self, serve: subprocess.Popen[bytes], seconds: float = 120) -> None:
         """Submitting before the deployments' triggers exist would lose the events."""
         deadline = time.monotonic() + seconds
@@ -121,6 +129,9 @@ class Supervisor:
         runtimes = "\n".join(f"  {r.name:6} http://{self.settings.host}:{r.port}  "
                              f"({','.join(f'{k}={v}' for k, v in r.tags.items())})"
                              for r in self.settings.runtimes)
+        notify = f"http://{self.settings.host}:{self.settings.notify_port}/notifications"
+        secret = ("MLC_NOTIFY_SECRET" if self.settings.notify_secret
+                  else self.settings.home / "notify-secret")
         say(f"""
 MLC is up.
   Prefect UI  {ui_url}
@@ -134,6 +145,11 @@ Next, in another terminal (with .venv/bin on PATH):
   curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[-1].port}/invocations \\
        -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json
   mlc alerts                          what went wrong, and `mlc audit credit-risk`: who did what
+  cp examples/new-data/credit-risk.csv examples/daily/credit-risk/
+                                      new labelled data: a retraining starts on its own
+  mlc retrain credit-risk             or ask for one; `mlc comparisons credit-risk` shows the
+                                      champion/challenger decisions
+  notifications {notify}  signed with the key in {secret}
 Ctrl-C here stops everything.""")
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:

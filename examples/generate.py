@@ -1,6 +1,7 @@
 """Make the example packages whole: seeded labelled data (data/train.csv, data/test.csv), the
 trained artifact (model.skops), from each package's model.yaml lineage, and the labelled rows
-of the last three days at the package's data_location (examples/daily/<model>/<date>/).
+of the last three days at the package's data_location (examples/daily/<model>/<date>/), and
+fresh rows from a changed world for the retraining walk-through (examples/new-data/).
 `--drift` and/or `--unfair` change yesterday's credit-risk rows so the monitor alerts:
 
     python examples/generate.py --drift --unfair examples/credit-risk
@@ -28,7 +29,7 @@ DAILY_ROWS = 800
 BREACHES: frozenset[str] = frozenset()  # --drift, --unfair
 
 
-def credit_risk(rng: np.random.Generator, n: int) -> pd.DataFrame:
+def credit_risk(rng: np.random.Generator, n: int, shifted: bool = False) -> pd.DataFrame:
     age = rng.integers(21, 70, n)
     income = rng.lognormal(10.6, 0.45, n).round(2)
     debt_ratio = rng.beta(2, 4, n).round(3)
@@ -36,6 +37,8 @@ def credit_risk(rng: np.random.Generator, n: int) -> pd.DataFrame:
     region = rng.choice(["north", "south", "east", "west"], n)
     gender = rng.choice(["female", "male"], n)
     logit = -1.2 + 4.0 * debt_ratio - 0.9 * np.log(income / 40000) - 0.05 * employment
+    if shifted:  # the world changed: lending in the east now defaults far more often
+        logit = logit + 2.0 * (region == "east") - 0.8 * (region == "west")
     default = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return pd.DataFrame({"income": income, "debt_ratio": debt_ratio, "age": age,
                          "employment_years": employment, "region": region, "gender": gender,
@@ -55,6 +58,16 @@ def house_prices(rng: np.random.Generator, n: int) -> pd.DataFrame:
 
 
 GENERATORS = {"credit-risk": credit_risk, "house-prices": house_prices}
+NEW_ROWS = 6000
+
+
+def new_data(folder: Path) -> Path:
+    """Fresh labelled credit-risk rows from a changed world, for the retraining walk-through:
+    copied into the data location, they start a retraining whose challenger wins."""
+    target = folder.parent / "new-data" / "credit-risk.csv"
+    target.parent.mkdir(exist_ok=True)
+    credit_risk(np.random.default_rng(2026), NEW_ROWS, shifted=True).to_csv(target, index=False)
+    return target
 
 
 def generate(folder: Path) -> None:
@@ -69,6 +82,8 @@ def generate(folder: Path) -> None:
     for part, frame in frames.items():
         frame.to_csv(data / f"{part}.csv", index=False)
     daily_batches(folder, spec.name, spec.data_location, breaches=BREACHES)
+    if spec.name == "credit-risk":
+        new_data(folder)
     artifact = folder / str(spec.artifact)
     if artifact.exists():
         print(f"{folder}: data written; keeping {artifact.name}")

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 
 from deployments.context import Context
 from flows.alerts import raise_alert
+from flows.change_management import rollback_if_critical
 from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.daily_data import day_pattern, read_day
@@ -88,6 +89,7 @@ def daily_backtest(model: str | None = None, day: str | None = None) -> list[Tes
     for version, result in done:
         for signal in backtest_signals(version, result):
             raise_alert(signal)
+        rollback_if_critical(ctx, version, [result], FLOW)
     get_run_logger().info("backtested %d model(s) on %s", len(done), when)
     return [result for _, result in done]
 

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from deployments.context import Context
 from flows.alerts import raise_alert
+from flows.change_management import rollback_if_critical
 from flows.daily_backtest import parse_day, prod_env
 from mlc_tasks import evaluation, monitoring
 from mlc_tasks.alert_records import AlertSignal, Severity
@@ -156,6 +157,7 @@ def monitor(model: str | None = None, day: str | None = None) -> list[TestResult
         show(version, found)
         for signal in breach_signals(version, found):
             raise_alert(signal)
+        rollback_if_critical(ctx, version, found, FLOW)
     return results
 
 

@@ -23,10 +23,12 @@ from flows.human_tasks import open_task, wait_for_decision
 from flows.test_model import test_model
 from mlc_tasks import approvals, training
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.errors import MlcError
+from mlc_tasks.comparison import Comparison, comparison_markdown
+from mlc_tasks.errors import ChampionChangedError, MlcError
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.packages import ModelType
 from mlc_tasks.registry import TestResult, VersionRecord
+from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.scan import ScanResult, scan_version
@@ -42,7 +44,10 @@ WHERE_TO_LOOK = {
     "approval": "the policy file's approvals and groups sections",
     "deploy-qa": "`mlc runtimes` (is the QA runtime up and live?) and its log",
     "deploy-prod": "`mlc runtimes` (is the production runtime up and live?) and its log",
+    "rollback": "`mlc results NAME`, the rollback alert and the backtest/monitor run",
 }
+CHOICES = {"rollback": "Choose `retry` (serve the version in production again: a false alarm) "
+                       "or `abort` (retire it; the previous champion stays)."}
 
 
 class Aborted(Exception):
@@ -100,10 +105,12 @@ def on_model_changed(model: str, number: int) -> State:
         if not approve(ctx, version, found):
             closed = ctx.registry.get_version(model, number)
             return Completed(message=f"{closed.ref} is {closed.state}")
-        for stage in ("qa", "prod"):
-            reviewed(ctx, version, f"deploy-{stage}", lambda s=stage: deploy_stage(ctx, version, s))
+        reviewed(ctx, version, "deploy-qa", lambda: deploy_stage(ctx, version, "qa"))
+        promote(ctx, version)
     except Aborted as exc:
         return Failed(message=str(exc))
+    except ChampionChangedError as exc:
+        return reject(ctx, version, str(exc))
     logger.info("%s is in production", version.ref)
     return Completed(message=f"{version.ref} deployed to QA and production")
 
@@ -183,8 +190,9 @@ def review_markdown(version: VersionRecord, step: str, error: str, task_id: int)
         f"```\n{error[:1500]}\n```", "",
         f"Where to look: {WHERE_TO_LOOK[step]}.", "",
         f"Run: {current_run_url() or '-'}", "",
-        f"Choose `retry` (after fixing the cause) or `abort` (the version ends failed). "
-        f"CLI: `mlc review {task_id} --as YOU --action retry|abort`."])
+        CHOICES.get(step, "Choose `retry` (after fixing the cause) or `abort` (the version "
+                          "ends failed).")
+        + f" CLI: `mlc review {task_id} --as YOU --action retry|abort`."])
 
 
 def stored_scan(ctx: Context, version: VersionRecord) -> ScanResult | None:
@@ -220,14 +228,35 @@ def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
 def evidence(ctx: Context, version: VersionRecord, found: ScanResult, task: HumanTask) -> str:
     env = ctx.policy().deployment.prod.get("env", "prod")
     previous = ctx.registry.version_in_env_at(version.model, env, utcnow())
-    return approvals.evidence_markdown(
+    text = approvals.evidence_markdown(
         version, previous, latest_test(ctx, version), latest_test(ctx, previous) if previous
         else None, found.model_dump(), task)
+    compared = ChampionBook(ctx.registry).comparison(version.id)
+    if compared is None:
+        return text
+    champion = ctx.registry.get_version_by_id(compared.champion_version_id)
+    return text + "\n\n" + comparison_markdown(
+        Comparison.model_validate(compared.detail), champion.ref, version.ref)
 
 
 def latest_test(ctx: Context, version: VersionRecord) -> TestResult | None:
     results = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     return results[-1] if results else None
+
+
+def promote(ctx: Context, version: VersionRecord) -> None:
+    """Production. A challenger first takes the champion's place, if the champion is still
+    the one it beat (else ChampionChangedError); an aborted deploy gives the place back."""
+    compared = ChampionBook(ctx.registry).comparison(version.id)
+    if compared is not None:
+        ChampionBook(ctx.registry).claim(version, compared.champion_version_id, FLOW)
+    try:
+        reviewed(ctx, version, "deploy-prod", lambda: deploy_stage(ctx, version, "prod"))
+    except Aborted:
+        if compared is not None:
+            ChampionBook(ctx.registry).release(version, compared.champion_version_id, FLOW,
+                                               "the challenger's production deploy was aborted")
+        raise
 
 
 def deploy_stage(ctx: Context, version: VersionRecord, stage: str) -> None:

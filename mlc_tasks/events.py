@@ -18,6 +18,7 @@ from mlc_tasks.registry import VersionRecord
 
 log = logging.getLogger(__name__)
 MODEL_READY = "mlc.model.ready"
+ROLLED_BACK = "mlc.version.rolled-back"
 REQUESTED = {"retrain": "mlc.retrain.requested", "backtest": "mlc.backtest.requested"}
 
 
@@ -34,6 +35,20 @@ def model_ready_event(version: VersionRecord, actor: str) -> dict[str, Any]:
         "related": [],
         "payload": {"model": version.model, "number": version.number,
                     "version_id": version.id, "submitted_by": actor},
+    }
+
+
+def rolled_back_event(version: VersionRecord, previous: int, breach: str) -> dict[str, Any]:
+    """Production went back from `version` to version `previous` on a critical breach."""
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": ROLLED_BACK,
+        "resource": {"prefect.resource.id": f"mlc.version.{version.id}",
+                     "prefect.resource.name": version.ref, "mlc.model": version.model},
+        "related": [],
+        "payload": {"model": version.model, "number": version.number, "previous": previous,
+                    "breach": breach},
     }
 
 

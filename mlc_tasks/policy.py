@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from mlc_tasks.alert_records import Severity
+from mlc_tasks.comparison import ComparisonSettings
 from mlc_tasks.drift import DriftSettings
 from mlc_tasks.errors import InvalidInputError, PolicyError
 from mlc_tasks.fairness import FairnessSettings
@@ -160,6 +161,55 @@ class Schedules(BaseModel):
                          description="drift, performance and fairness, after the backtest")
 
 
+class RetrainingMatch(BaseModel):
+    """Every given list must contain the model's value; an empty match matches all."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: list[str] = Field(default_factory=list)
+    model_type: list[ModelType] = Field(default_factory=list)
+    risk_tier: list[RiskTier] = Field(default_factory=list)
+
+    def matches(self, name: str, model_type: str, risk_tier: str) -> bool:
+        return ((not self.model or name in self.model)
+                and ApprovalMatch(model_type=self.model_type, risk_tier=self.risk_tier)
+                .matches(model_type, risk_tier))
+
+
+class RetrainingRule(BaseModel):
+    """When a model is retrained, how its challenger is judged against the champion, and how
+    the change is watched once promoted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    match: RetrainingMatch = Field(default_factory=RetrainingMatch)
+    schedule: str | None = Field(default=None, pattern=r"^\S+( \S+){4}$",
+                                 description="cron (UTC) of scheduled retraining; none: never")
+    on_new_data: Literal["retrain", "backtest", "nothing"] = Field(
+        default="retrain", description="what new labelled data in the data location starts")
+    window_days: int = Field(default=30, ge=1, le=3660, description="days of the data location "
+                             "a retraining without a named file trains on")
+    holdout: float = Field(default=0.3, gt=0.05, lt=0.9,
+                           description="share of the new rows kept to compare the two models")
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings)
+    grace_period: Duration = Field(default=timedelta(days=7), description="the replaced "
+                                   "champion stays ready this long, then is retired")
+    auto_rollback: bool = Field(default=False, description="roll back to the previous champion "
+                                "on a critical breach within the grace period")
+    critical: dict[str, Threshold] = Field(
+        default_factory=dict, description="backtest or fairness metric → the bound whose breach "
+        "is critical (rolls back when auto_rollback is on)")
+
+
+class SensorPolicy(BaseModel):
+    """How often the data sensor looks, and how long a file must stay unchanged to be read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    every: Duration = timedelta(seconds=15)
+    settle: Duration = timedelta(seconds=10)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -174,6 +224,10 @@ class Policy(BaseModel):
     schedules: Schedules = Field(default_factory=Schedules)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
     deployment: DeploymentStages = Field(default_factory=DeploymentStages)
+    retraining: list[RetrainingRule] = Field(
+        default_factory=list, description="the first rule that matches a model applies; none: "
+        "the defaults (retrain on new data, no schedule, no automatic rollback)")
+    sensor: SensorPolicy = Field(default_factory=SensorPolicy)
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Policy:
@@ -209,6 +263,12 @@ class Policy(BaseModel):
                 return rule
         raise PolicyError(f"the policy has no approval rule for a {risk_tier}-risk "
                           f"{model_type} model; add one under 'approvals'")
+
+    def retraining_for(self, name: str, model_type: str, risk_tier: str) -> RetrainingRule:
+        for rule in self.retraining:
+            if rule.match.matches(name, model_type, risk_tier):
+                return rule
+        return RetrainingRule()
 
     def members(self, groups: list[str]) -> set[str]:
         return {member for group in groups for member in self.groups.get(group, [])}

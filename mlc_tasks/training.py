@@ -104,9 +104,16 @@ def train_artifact(version: VersionRecord, model_type: ModelType, reviewed_types
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"training data {spec.data}: not a CSV file: {exc}") from exc
     pipeline = fit(model_type, spec, version.input_schema, data, version.label)
+    return stored_artifact(pipeline, f"{version.ref} (trained)", reviewed_types, store,
+                           hashlib.sha256(raw).hexdigest())
+
+
+def stored_artifact(pipeline: Pipeline, name: str, reviewed_types: list[str],
+                    store: ArtifactStore, data_sha256: str) -> dict[str, Any]:
+    """Save a fitted pipeline as skops, check its types, store it; the artifact's fields."""
     artifact = sio.dumps(pipeline)
-    types = inspect_artifact(artifact, f"{version.ref} (trained)", reviewed_types)
+    types = inspect_artifact(artifact, name, reviewed_types)
     uri, sha = store.put(artifact)
     return {"artifact_uri": uri, "artifact_sha256": sha, "format": "skops",
             "artifact_types": types.all_types, "trusted_types": types.needs_review,
-            "training_data_sha256": hashlib.sha256(raw).hexdigest()}
+            "training_data_sha256": data_sha256}

@@ -1,0 +1,57 @@
+"""data-sensor: every few seconds (policy `sensor.every`), look in each model's data location
+for new labelled files; once a file has stopped changing, record its content once and emit the
+event that starts a retraining or a backtest, as the policy says for the model."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from deployments.context import Context
+from deployments.decide import prefect_api
+from flows.alerts import raise_alert
+from mlc_tasks import events
+from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.data_sensor import day_of, sense
+from mlc_tasks.registry.arrivals import Arrival, ArrivalBook
+from mlc_tasks.registry.store import utcnow
+
+FLOW = "data-sensor"
+
+
+@flow(name=FLOW)
+def data_sensor() -> list[str]:
+    """Returns the files that started a process in this run."""
+    ctx, logger = Context(), get_run_logger()
+    policy, book = ctx.policy(), ArrivalBook(ctx.registry)
+    for model in ctx.registry.list_models():
+        rule = policy.retraining_for(model.name, model.type, model.risk_tier)
+        if not model.data_location or rule.on_new_data == "nothing":
+            continue
+        try:
+            for arrival in sense(book, model.name, model.data_location, rule.on_new_data,
+                                 policy.sensor.settle, utcnow(), FLOW):
+                logger.info("%s: new labelled data %s → %s", model.name, arrival.path,
+                            arrival.action)
+        except Exception as exc:  # one unreadable location must not blind the others
+            raise_alert(unreadable(model.name, model.data_location, exc))
+    return [send(ctx, book, arrival) for arrival in book.unsent()]
+
+
+def send(ctx: Context, book: ArrivalBook, arrival: Arrival) -> str:
+    """Emit the arrival's event, then mark it sent (a crash between the two sends it again;
+    the processes it starts find their work done)."""
+    day = day_of(arrival.path)
+    event = events.request_event(arrival.model, arrival.action, trigger="new data",
+                                 data=arrival.path, detail={
+                                     "sha256": arrival.sha256,
+                                     "day": day.isoformat() if day else None})
+    events.emit(event, prefect_api(ctx))
+    book.mark_emitted(arrival.id)
+    return arrival.path
+
+
+def unreadable(model: str, location: str, exc: Exception) -> AlertSignal:
+    return AlertSignal(severity=Severity.WARNING, model=model, version=None, source=FLOW,
+                       monitor="data-sensor", metric="location", window="",
+                       title=f"{model}: data location cannot be listed"[:300],
+                       detail=f"{location}: {type(exc).__name__}: {exc}"[:2000])

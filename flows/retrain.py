@@ -1,0 +1,128 @@
+"""retrain: new labelled data (the data sensor, a signed notification, the policy's schedule
+or a person) trains a challenger with the champion's recipe; both are compared on the same
+held-out rows with paired tests; a challenger that wins as the policy's rule demands goes the
+on-model-changed way (re-test, scan, approval with the comparison as evidence, QA, then
+production), and one that does not is rejected while the champion stays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
+
+from deployments.context import Context
+from flows.on_model_changed import on_model_changed
+from mlc_tasks import challenge, comparison, evaluation, retraining, training
+from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.evaluation import own_metrics, version_model
+from mlc_tasks.lifecycle import State as Life
+from mlc_tasks.packages import ModelType
+from mlc_tasks.registry import VersionRecord
+from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
+from mlc_tasks.registry.store import utcnow
+from mlc_tasks.submission import stored_spec
+
+FLOW = "retrain"
+
+
+@task(name="train-challenger", cache_policy=NO_CACHE)
+def train_challenger(champion: VersionRecord, data: retraining.NewData, holdout: float
+                     ) -> VersionRecord:
+    """Fit the champion's recipe on the training part of the new rows and register the
+    challenger (the same champion and data again is the same version)."""
+    ctx = Context()
+    model = ctx.registry.get_model(champion.model)
+    spec = retraining.recipe(champion)
+    train, _ = retraining.split_holdout(data.rows, champion.label, holdout, spec.seed)
+    pipeline = training.fit(ModelType(model.type), spec, champion.input_schema, train,
+                            champion.label)
+    artifact = training.stored_artifact(pipeline, f"{champion.model} challenger",
+                                        ctx.settings.trusted_types, ctx.store(), data.sha256)
+    version, _ = ctx.registry.register_version(
+        retraining.model_spec(model, champion), retraining.challenger(champion, spec, artifact,
+                                                                      data), FLOW)
+    return version
+
+
+@task(name="compare-champion-challenger", cache_policy=NO_CACHE)
+def compare(champion: VersionRecord, challenger: VersionRecord, data: retraining.NewData,
+            holdout: float) -> ComparisonRecord:
+    """Paired tests on the held-out rows, recorded once on both versions."""
+    ctx = Context()
+    model = ctx.registry.get_model(champion.model)
+    rule = ctx.policy().retraining_for(model.name, model.type, model.risk_tier)
+    spec = retraining.recipe(champion)
+    _, held = retraining.split_holdout(data.rows, champion.label, holdout, spec.seed)
+    held_sha = retraining.frame_sha256(held)
+    book = ChampionBook(ctx.registry)
+    done = book.comparison(challenger.id, champion.id, held_sha)
+    if done is not None:
+        return done
+    models = {v.id: version_model(v) for v in (champion, challenger)}
+    own = own_metrics(champion, stored_spec(str(champion.package_uri)))
+    found = challenge.judge(model.type, champion, models[champion.id], models[challenger.id],
+                            held, rule.comparison, own)
+    for version, kind in ((champion, "holdout"), (challenger, "test")):
+        record_holdout_test(ctx, version, models[version.id], held, held_sha, kind, own,
+                            f"{data.uri} (held-out rows)")
+    return book.record_comparison(champion, challenger, f"{data.uri} (held-out rows)", held_sha,
+                                  found.rows, found.outcome.value, found.reason,
+                                  found.model_dump(mode="json"), FLOW)
+
+
+def record_holdout_test(ctx: Context, version: VersionRecord, model: Any, held: pd.DataFrame,
+                        held_sha: str, kind: str, own: tuple[str, str] | None, uri: str) -> None:
+    """The standard test record of each on the held-out rows. The challenger's is its test
+    (on-model-changed re-uses it): the newest labelled rows, not the package's older test
+    data, say whether it meets the thresholds in the world it will serve."""
+    if kind == "test" and any(r.kind == "test" for r in ctx.registry.test_results(version.id)):
+        return
+    result = evaluation.test_version(version, model, held, uri, held_sha,
+                                     ctx.policy().thresholds_for(ctx.registry.get_model(
+                                         version.model).type), kind=kind, own_metrics=own)
+    window = None if kind == "test" else held_sha[:16]
+    ctx.registry.add_test_result(result.model_copy(update={"window": window}), actor=FLOW)
+
+
+@flow(name=FLOW)
+def retrain(model: str, data: str | None = None, trigger: str = "manual") -> State:
+    """Retrain `model` on `data` (a CSV file's URL or path), or on its data location's recent
+    days; compare with the champion; promote through on-model-changed if it wins."""
+    ctx, logger = Context(), get_run_logger()
+    record = ctx.registry.get_model(model)
+    champion = ChampionBook(ctx.registry).champion(model)
+    if champion is None:
+        raise InvalidInputError(f"model: '{model}' has no champion in production to challenge")
+    rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
+    new = retraining.read_new_data(data, record.data_location, utcnow().date(),
+                                   rule.window_days)
+    logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, trigger,
+                len(new.rows), new.uri)
+    challenger = train_challenger(champion, new, rule.holdout)
+    decided = compare(champion, challenger, new, rule.holdout)
+    show(decided, champion, challenger)
+    if decided.outcome != comparison.Outcome.PROMOTE.value:
+        current = ctx.registry.get_version(model, challenger.number)
+        if current.state not in (Life.REJECTED, Life.DEPLOYED, Life.FAILED, Life.RETIRED):
+            ctx.registry.transition(challenger.id, Life.REJECTED, FLOW,
+                                    f"champion {champion.ref} kept: {decided.outcome}: "
+                                    f"{decided.reason}")
+        return Completed(message=f"{champion.ref} kept ({decided.outcome}); "
+                                 f"{challenger.ref} rejected")
+    logger.info("%s beat %s: %s", challenger.ref, champion.ref, decided.reason)
+    return on_model_changed(model, challenger.number)
+
+
+def show(decided: ComparisonRecord, champion: VersionRecord, challenger: VersionRecord) -> None:
+    """The comparison side by side in the Prefect UI."""
+    found = comparison.Comparison.model_validate(decided.detail)
+    key = f"comparison-{champion.model}"
+    create_table_artifact(key=key, table=comparison.comparison_table(found),
+                          description=f"{champion.ref} (champion) against {challenger.ref} "
+                                      f"(challenger): {decided.outcome}")
+    create_markdown_artifact(key=f"{key}-decision", markdown=comparison.comparison_markdown(
+        found, champion.ref, challenger.ref), description=f"decision on {challenger.ref}")

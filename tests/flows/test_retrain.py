@@ -1,0 +1,242 @@
+"""Retraining on a real Prefect server with real runtimes on loopback: a challenger trained on
+new data is compared with the champion on the same held-out rows; a clear winner is promoted
+after approval, a tie keeps the champion, racing promotions leave one champion, and a critical
+breach soon after a promotion puts the previous champion back."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+
+from flows.change_management import retire_champions, rollback_review
+from flows.daily_backtest import daily_backtest
+from flows.retrain import retrain
+from mlc_tasks import runtimes
+from mlc_tasks.alert_records import Severity
+from mlc_tasks.evaluation import version_model
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import VersionRecord
+from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.registry.champions import ChampionBook
+from mlc_tasks.registry.store import utcnow
+from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.runtimes import RuntimeClient
+from mlc_tasks.scoring import frame_from_rows
+from tests.conftest import TOKEN
+from tests.flows.test_on_model_changed import (
+    POLICY,
+    Stack,
+    mlc,
+    new_package,
+    serving,
+    submit,
+    waiting_task,
+)
+
+RETRAINING = [
+    {"match": {"model": ["retrain-rollback"]}, "auto_rollback": True, "grace_period": "1h",
+     "critical": {"roc_auc": {"min": 0.99}}},
+    {"match": {"model": ["retrain-retire"]}, "grace_period": "1s"},
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = Stack(tmp_path_factory.mktemp("retrain") / "home")
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def rt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    stack.policy_file.write_text(yaml.safe_dump({**POLICY, "retraining": RETRAINING}))
+    monkeypatch.setenv("MLC_HOME", str(stack.settings.home))
+    monkeypatch.setenv("MLC_ADMIN_TOKEN", TOKEN)
+    monkeypatch.setenv("MLC_POLICY_FILE", str(stack.policy_file))
+    monkeypatch.setenv("MLC_DEPLOY_RETRY_DELAYS", "[0.2]")
+    return stack
+
+
+def champion_in_prod(stack: Stack, examples_dir: Path, tmp_path: Path, name: str,
+                     risk_tier: str) -> VersionRecord:
+    """A copy of credit-risk serving production, its data location the example's days."""
+    folder = new_package(examples_dir, tmp_path, name, risk_tier,
+                         data_location=str(examples_dir / "daily" / "credit-risk"))
+    version = submit(stack, folder)
+    for state in (State.TESTED, State.APPROVED):
+        version = stack.registry.transition(version.id, state, "tester")
+    prod = stack.registry.get_runtime("prod")
+    runtimes.deploy_version(stack.registry, RuntimeClient(prod.url, TOKEN), prod, version,
+                            "tester", "the champion")
+    return stack.registry.get_version(name, 1)
+
+
+def new_rows(examples_dir: Path, tmp_path: Path, rows: slice = slice(None)) -> str:
+    """Fresh labelled rows from the changed world (examples/generate.py), as a file URL."""
+    frame = pd.read_csv(examples_dir / "new-data" / "credit-risk.csv").iloc[rows]
+    path = tmp_path / f"new-{rows.start}-{rows.stop}.csv"
+    frame.to_csv(path, index=False)
+    return path.as_uri()
+
+
+class InThread:
+    """A flow run in a thread of this process, so the test can decide its tasks meanwhile."""
+
+    def __init__(self, flow: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.state: Any = None
+        context = contextvars.copy_context()
+        self.thread = threading.Thread(target=context.run, daemon=True, args=(
+            self._run, flow, args, kwargs))
+        self.thread.start()
+
+    def _run(self, flow: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+             ) -> None:
+        self.state = flow(*args, **kwargs, return_state=True)
+
+    def join(self, seconds: float = 180) -> Any:
+        self.thread.join(seconds)
+        assert not self.thread.is_alive(), "the flow run did not finish"
+        return self.state
+
+
+def prod_predictions(stack: Stack, rows: list[dict[str, Any]]) -> list[Any]:
+    answer = httpx.post(f"{stack.runtimes['prod'].url}/invocations",
+                        json={"dataframe_records": rows}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"]
+
+
+def local_predictions(version: VersionRecord, rows: list[dict[str, Any]]) -> list[Any]:
+    return version_model(version).predict(frame_from_rows(rows, version.input_schema)).tolist()
+
+
+def test_a_clearly_better_challenger_is_promoted_after_approval(
+        rt, examples_dir, tmp_path) -> None:
+    champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-win", "high")
+    data = new_rows(examples_dir, tmp_path)
+    run = InThread(retrain, "retrain-win", data=data, trigger="new data")
+    task = waiting_task(rt, "retrain-win", seconds=180)
+    challenger = rt.registry.get_version_by_id(task.version_id)
+    assert (challenger.number, task.kind) == (2, "approval")
+    compared = ChampionBook(rt.registry).comparison(challenger.id)
+    assert compared is not None and compared.outcome == "promote", compared
+    assert "DeLong" in compared.reason and compared.champion_version_id == champion.id
+
+    done = mlc("approve", str(task.id), "--as", "rita", "--comment", "the comparison is clear")
+    assert done.exit_code == 0, done.output
+    state = run.join()
+    assert state.is_completed(), state.message
+
+    promoted = rt.registry.get_version("retrain-win", 2)
+    assert promoted.state == State.DEPLOYED
+    raw = Path(data.removeprefix("file://")).read_bytes()
+    assert promoted.parent_version_id == champion.id  # lineage of the challenger
+    assert promoted.training_data_sha256 == hashlib.sha256(raw).hexdigest()
+    assert (promoted.seed, promoted.parameters) == (7, champion.parameters)
+    assert serving(rt, "prod")["version_id"] == promoted.id
+    assert ChampionBook(rt.registry).champion("retrain-win").id == promoted.id
+    assert rt.registry.get_version("retrain-win", 1).state == State.DEPLOYED  # ready for rollback
+    # both tested on the same held-out rows; the challenger's test is that one
+    held = {v.number: [r for r in rt.registry.test_results(v.id) if r.kind in ("holdout", "test")
+                       and "held-out" in r.dataset_uri] for v in (champion, promoted)}
+    assert held[1][0].dataset_sha256 == held[2][0].dataset_sha256 == compared.dataset_sha256
+    trail = [(e.action, e.entity_id) for e in rt.registry.audit_events("retrain-win")]
+    assert ("version.compared", champion.id) in trail and ("version.compared", promoted.id) in trail
+    assert ("task.decision", str(task.id)) in trail or any(a == "task.decision" for a, _ in trail)
+    listed = mlc("comparisons", "retrain-win")
+    assert listed.exit_code == 0 and "promote" in listed.stdout
+
+
+def test_a_tied_challenger_is_insufficient_evidence_and_the_champion_stays(
+        rt, examples_dir, tmp_path) -> None:
+    champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-tie", "high")
+    # the data location's days come from the world the champion was trained in
+    state = retrain("retrain-tie", trigger="schedule", return_state=True)
+    assert state.is_completed(), state.message
+    compared = ChampionBook(rt.registry).comparisons("retrain-tie")
+    assert [c.outcome for c in compared] == ["insufficient evidence"], compared
+    challenger = rt.registry.get_version("retrain-tie", 2)
+    assert challenger.state == State.REJECTED
+    assert ChampionBook(rt.registry).champion("retrain-tie").id == champion.id
+    assert serving(rt, "prod")["version_id"] == champion.id
+    assert TaskBook(rt.registry).list(model="retrain-tie") == []
+
+    few = retrain("retrain-tie", data=new_rows(examples_dir, tmp_path, slice(0, 150)),
+                  return_state=True)
+    assert few.is_completed(), few.message
+    last = ChampionBook(rt.registry).comparisons("retrain-tie")[-1]
+    assert last.outcome == "insufficient evidence" and "only 45 labelled rows" in last.reason, last
+    assert ChampionBook(rt.registry).champion("retrain-tie").id == champion.id
+
+
+def test_two_promotions_finishing_together_leave_exactly_one_champion(
+        rt, examples_dir, tmp_path) -> None:
+    champion_in_prod(rt, examples_dir, tmp_path, "retrain-race", "low")  # auto-approved
+    halves = [new_rows(examples_dir, tmp_path, part) for part in (slice(0, 3000),
+                                                                  slice(3000, 6000))]
+    runs = [InThread(retrain, "retrain-race", data=half) for half in halves]
+    states = [run.join(240) for run in runs]
+    assert all(s.is_completed() for s in states), [s.message for s in states]
+    challengers = [rt.registry.get_version("retrain-race", n) for n in (2, 3)]
+    assert sorted(c.state for c in challengers) == [State.DEPLOYED, State.REJECTED]
+    winner = next(c for c in challengers if c.state == State.DEPLOYED)
+    loser = next(c for c in challengers if c.state == State.REJECTED)
+    assert ChampionBook(rt.registry).champion("retrain-race").id == winner.id
+    assert serving(rt, "prod")["version_id"] == winner.id
+    rejected = [e for e in rt.registry.audit_events("retrain-race")
+                if e.action == "version.rejected" and e.entity_id == loser.id]
+    assert "the champion is now" in rejected[0].reason
+
+
+def test_a_replaced_champion_is_retired_after_its_grace_period(
+        rt, examples_dir, tmp_path) -> None:
+    champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-retire", "low")
+    state = retrain("retrain-retire", data=new_rows(examples_dir, tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    assert rt.registry.get_version("retrain-retire", 2).state == State.DEPLOYED
+    time.sleep(1.1)  # the policy's grace period for this model is one second
+    assert "retrain-retire:1" in retire_champions()
+    assert rt.registry.get_version_by_id(champion.id).state == State.RETIRED
+    assert rt.registry.get_version("retrain-retire", 2).state == State.DEPLOYED
+
+
+def test_a_critical_breach_within_the_grace_period_rolls_back(
+        rt, examples_dir, tmp_path) -> None:
+    champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-rollback", "low")
+    data = new_rows(examples_dir, tmp_path)
+    assert retrain("retrain-rollback", data=data, return_state=True).is_completed()
+    promoted = rt.registry.get_version("retrain-rollback", 2)
+    rows = pd.read_csv(data.removeprefix("file://")).head(300).to_dict("records")
+    before, after = local_predictions(champion, rows), local_predictions(promoted, rows)
+    assert before != after  # the two versions are told apart by what they predict
+    assert prod_predictions(rt, rows) == after
+
+    yesterday = (utcnow().date() - pd.Timedelta(days=1)).isoformat()
+    daily_backtest("retrain-rollback", yesterday)  # the policy's critical bound: roc_auc 0.99
+
+    assert serving(rt, "prod")["version_id"] == champion.id
+    assert prod_predictions(rt, rows) == before
+    assert ChampionBook(rt.registry).champion("retrain-rollback").id == champion.id
+    alerts = AlertBook(rt.registry).list(model="retrain-rollback")
+    rolled = [a for a in alerts if a.monitor == "auto-rollback"]
+    assert rolled and rolled[0].severity == Severity.CRITICAL, alerts
+    assert "rolled back to retrain-rollback:1" in rolled[0].title
+
+    review = InThread(rollback_review, "retrain-rollback", 2, "roc_auc below 0.99")
+    task = waiting_task(rt, "retrain-rollback")
+    assert (task.kind, task.step) == ("review", "rollback")
+    done = mlc("review", str(task.id), "--as", "mia", "--action", "abort")
+    assert done.exit_code == 0, done.output
+    assert review.join().is_completed()
+    assert rt.registry.get_version("retrain-rollback", 2).state == State.RETIRED
+    assert serving(rt, "prod")["version_id"] == champion.id
