@@ -65,7 +65,9 @@ def request_event(model: str, action: str, trigger: str, data: str | None = None
         "resource": {"prefect.resource.id": f"mlc.model.{model}",
                      "prefect.resource.name": model, "mlc.model": model},
         "related": [],
-        "payload": {"model": model, "trigger": trigger, "data": data, **(detail or {})},
+        # every key the deployments' triggers template must exist: an undefined one fails the run
+        "payload": {"model": model, "trigger": trigger, "data": data, "day": None,
+                    **(detail or {})},
     }
 
 

@@ -114,6 +114,7 @@ def mlc_env(settings: MlcSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLC_")}
     env.update(MLC_HOME=str(settings.home), MLC_DATABASE_URL=settings.registry_url(),
                MLC_ADMIN_TOKEN=TOKEN, MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
+               MLC_NOTIFY_PORT=str(free_port()),  # `mlc up`s of parallel tests never collide
                PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens: events fail fast
     return env
 

@@ -1,0 +1,86 @@
+"""data-sensor on a real Prefect server: new labelled files are read once they stop changing,
+and each content starts one process, whatever its name and however often the sensor looks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.data_sensor import data_sensor
+from mlc_tasks.registry import Registry
+from mlc_tasks.registry.arrivals import ArrivalBook
+
+
+@pytest.fixture
+def sensing(in_prod: tuple[Registry, Path]) -> tuple[Registry, Path]:
+    registry, daily = in_prod
+    policy = Path(os.environ["MLC_POLICY_FILE"])
+    policy.write_text(yaml.safe_dump({"sensor": {"every": "2s", "settle": "1s"}}))
+    assert data_sensor() == []  # the first look takes the days already there as known
+    return registry, daily
+
+
+def settled() -> None:
+    time.sleep(1.1)  # the policy's quiet period
+
+
+def test_the_same_file_dropped_twice_starts_one_run(sensing, examples_dir) -> None:
+    registry, daily = sensing
+    source = examples_dir / "new-data" / "credit-risk.csv"
+    shutil.copy(source, daily / "fresh.csv")
+    assert data_sensor() == []  # just seen: it may still be being written
+    settled()
+    started = data_sensor()
+    assert started == [(daily / "fresh.csv").resolve().as_uri()]
+    arrivals = ArrivalBook(registry).arrivals("credit-risk")
+    assert [(a.action, a.emitted_at is not None) for a in arrivals] == [("retrain", True)]
+
+    shutil.copy(source, daily / "again.csv")  # the same content under another name
+    assert data_sensor() == []
+    settled()
+    assert data_sensor() == []
+    assert len(ArrivalBook(registry).arrivals("credit-risk")) == 1
+    trail = [e for e in registry.audit_events("credit-risk") if e.action == "data.arrived"]
+    assert len(trail) == 1 and trail[0].detail["path"].endswith("fresh.csv")
+
+
+def test_a_file_is_read_only_once_it_has_stopped_changing(sensing, examples_dir) -> None:
+    registry, daily = sensing
+    lines = (examples_dir / "new-data" / "credit-risk.csv").read_text().splitlines(True)
+    growing = daily / "2026-01-02" / "labelled.csv"
+    growing.parent.mkdir()
+    growing.write_text("".join(lines[:100]))
+    assert data_sensor() == []
+    settled()
+    with growing.open("a") as file:  # still being written when the sensor looks again
+        file.write("".join(lines[100:200]))
+    assert data_sensor() == []
+    settled()
+    assert data_sensor() == [growing.resolve().as_uri()]
+    arrival = ArrivalBook(registry).arrivals("credit-risk")[0]
+    assert arrival.path.endswith("2026-01-02/labelled.csv")
+
+
+def test_the_policy_can_ask_for_a_backtest_or_nothing(sensing, examples_dir) -> None:
+    registry, daily = sensing
+    policy = Path(os.environ["MLC_POLICY_FILE"])
+    policy.write_text(yaml.safe_dump({"sensor": {"settle": "1s"}, "retraining": [
+        {"match": {"model": ["credit-risk"]}, "on_new_data": "backtest"}]}))
+    shutil.copy(examples_dir / "new-data" / "credit-risk.csv", daily / "day.csv")
+    data_sensor()
+    settled()
+    assert len(data_sensor()) == 1
+    assert [a.action for a in ArrivalBook(registry).arrivals("credit-risk")] == ["backtest"]
+
+    policy.write_text(yaml.safe_dump({"sensor": {"settle": "1s"}, "retraining": [
+        {"match": {"model": ["credit-risk"]}, "on_new_data": "nothing"}]}))
+    (daily / "other.csv").write_text("income\n1\n")
+    data_sensor()
+    settled()
+    assert data_sensor() == []
+    assert len(ArrivalBook(registry).arrivals("credit-risk")) == 1
