@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, runtime, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
@@ -102,6 +102,12 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual") -> Sta
                                    rule.window_days)
     logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, trigger,
                 len(new.rows), new.uri)
+    with ctx.registry.transaction() as session:  # who or what asked, in the model's story
+        ctx.registry.append_audit(
+            session, actor=trigger, action="model.retraining", entity="model", entity_id=model,
+            model=model, reason=f"retraining {champion.ref} on {new.uri}",
+            detail={"champion": champion.number, "rows": len(new.rows), "data": new.uri,
+                    "flow_run": str(runtime.flow_run.id)}, evidence_sha256=new.sha256)
     challenger = train_challenger(champion, new, rule.holdout)
     decided = compare(champion, challenger, new, rule.holdout)
     show(decided, champion, challenger)

@@ -54,6 +54,8 @@ def sense(book: ArrivalBook, model: str, location: str, action: str, settle: tim
         for url, mark in files.items():
             book.observe(model, url, mark, now)
             book.mark_read(model, url, mark, content_sha256(url))
+        # remembered even when the location is empty or missing, so its first file is new
+        book.observe(model, watched_root(location) + "/", "watched since", now)
         return []
     arrived = []
     for url, mark in files.items():

@@ -295,9 +295,10 @@ def describe_policy_errors(exc: ValidationError, text: str) -> str:
     for err in exc.errors():
         loc: list[Any] = [p for p in err["loc"] if not str(p).startswith("function-")]
         msg = err["msg"].removeprefix("Value error, ")
-        cross_field = re.match(r"([\w.-]+): (.*)", msg)  # whole-policy checks name their field
-        if not loc and cross_field:
-            loc = [int(p) if p.isdigit() else p for p in cross_field[1].split(".")]
+        # checks across fields name the field they found wrong, below where they run
+        cross_field = re.match(r"([\w.-]+): (.*)", msg)
+        if cross_field:
+            loc += [int(p) if p.isdigit() else p for p in cross_field[1].split(".")]
             msg = cross_field[2]
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = yaml_line(text, loc)

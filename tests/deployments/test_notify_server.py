@@ -108,8 +108,8 @@ def test_signed_notification_emits_one_event(endpoint: Endpoint) -> None:
     assert event["event"] == "mlc.retrain.requested"
     assert event["resource"]["prefect.resource.id"] == "mlc.model.credit-risk"
     assert event["payload"] == {"model": "credit-risk", "trigger": "notification",
-                                "data": NOTE.data, "notification_id": NOTE.id,
-                                "note": "nightly load"}
+                                "data": NOTE.data, "day": None,
+                                "notification_id": NOTE.id, "note": "nightly load"}
     assert notification_audit(endpoint.registry) == ["notification.accepted"]
 
 

@@ -105,7 +105,7 @@ def test_new_data_retrains_promotes_and_notifications_are_signed(
 
         story = subprocess.run([mlc_bin(), "audit", "credit-risk"], capture_output=True,
                                text=True, env={**env, "PREFECT_API_URL": api}, check=True)
-        for step in ("data.arrived", "version.compared", "model.champion",
+        for step in ("data.arrived", "model.retraining", "version.compared", "model.champion",
                      "notification.accepted"):
             assert step in story.stdout, (step, story.stdout[-3000:])
     finally:

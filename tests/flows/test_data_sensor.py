@@ -84,3 +84,16 @@ def test_the_policy_can_ask_for_a_backtest_or_nothing(sensing, examples_dir) -> 
     settled()
     assert data_sensor() == []
     assert len(ArrivalBook(registry).arrivals("credit-risk")) == 1
+
+
+def test_the_first_file_in_a_location_that_did_not_exist_is_new(in_prod, examples_dir) -> None:
+    registry, daily = in_prod
+    shutil.rmtree(daily)
+    policy = Path(os.environ["MLC_POLICY_FILE"])
+    policy.write_text(yaml.safe_dump({"sensor": {"settle": "1s"}}))
+    assert data_sensor() == []  # nothing there yet
+    daily.mkdir()
+    shutil.copy(examples_dir / "new-data" / "credit-risk.csv", daily / "first.csv")
+    data_sensor()
+    settled()
+    assert data_sensor() == [(daily / "first.csv").resolve().as_uri()]

@@ -13,7 +13,10 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from flows.deploy_model import deploy_model
-from mlc_tasks.settings import MlcSettings
+from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.registry import Registry
+from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
+from mlc_tasks.submission import submit_package
 from tests.conftest import REPO, TOKEN, mlc_bin, mlc_env
 
 
@@ -57,8 +60,11 @@ def test_deploy_model_flow(local_settings, examples_dir, start_runtime, mlc_sett
         "credit-risk:1 already on qa")
 
 
-def test_every_prefect_yaml_entrypoint_imports_and_is_served() -> None:
+def test_every_prefect_yaml_entrypoint_imports_and_is_served(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from deployments.serve import all_deployments
+
+    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))  # serving reads the registry
 
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     served = {d.name for d in all_deployments()}
@@ -67,3 +73,22 @@ def test_every_prefect_yaml_entrypoint_imports_and_is_served() -> None:
         assert flow.name == deployment["name"], "a flow's name equals its deployment name"
         assert deployment["name"] in served
     assert served == {d["name"] for d in config["deployments"]}
+
+
+def test_each_model_gets_the_retraining_schedule_of_its_policy_rule(
+        package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deployments.serve import all_deployments
+
+    monkeypatch.setenv("MLC_HOME", str(tmp_path / "home"))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("retraining:\n  - match: {model: [credit-risk]}\n"
+                      "    schedule: '0 3 * * 1'\n")
+    monkeypatch.setenv("MLC_POLICY_FILE", str(policy))
+    settings = MlcSettings()
+    submit_package(package, Registry(settings.registry_url()),
+                   ArtifactStore(settings.artifact_url()), list(REVIEWED_TYPES), "ana")
+    retrain = next(d for d in all_deployments() if d.name == "retrain")
+    [schedule] = retrain.schedules
+    assert schedule.schedule.cron == "0 3 * * 1"
+    assert schedule.parameters == {"model": "credit-risk", "trigger": "schedule"}
+    assert {t.expect.pop() for t in retrain.triggers} == {"mlc.retrain.requested"}

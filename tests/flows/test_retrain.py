@@ -17,6 +17,9 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.input.actions import read_flow_run_input
+from prefect.input.run_input import keyset_from_paused_state
 
 from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
@@ -109,6 +112,13 @@ class InThread:
         return self.state
 
 
+def form_description(flow_run_id: str) -> str:
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state  # type: ignore[arg-type]
+    keyset = keyset_from_paused_state(state)
+    return str(read_flow_run_input(keyset["description"], flow_run_id=flow_run_id))
+
+
 def prod_predictions(stack: Stack, rows: list[dict[str, Any]]) -> list[Any]:
     answer = httpx.post(f"{stack.runtimes['prod'].url}/invocations",
                         json={"dataframe_records": rows}, timeout=10)
@@ -131,6 +141,9 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     compared = ChampionBook(rt.registry).comparison(challenger.id)
     assert compared is not None and compared.outcome == "promote", compared
     assert "DeLong" in compared.reason and compared.champion_version_id == champion.id
+    evidence = form_description(task.flow_run_id)  # what the approver reads in the form
+    assert "Challenger retrain-win:2 vs champion retrain-win:1: **promote**" in evidence
+    assert "| roc_auc |" in evidence and "held-out rows" in evidence
 
     done = mlc("approve", str(task.id), "--as", "rita", "--comment", "the comparison is clear")
     assert done.exit_code == 0, done.output

@@ -134,3 +134,40 @@ def test_the_example_policy_is_valid() -> None:
     policy = load_policy(Path(__file__).parents[2] / "examples" / "policy.yaml")
     assert policy.approval_rule("classification", "high").groups == ["model-risk"]
     assert policy.approval_rule("regression", "low").auto_approve
+    rule = policy.retraining_for("credit-risk", "classification", "high")
+    assert (rule.auto_rollback, rule.schedule) == (True, "0 3 * * 1")
+    assert rule.comparison.direction("cost_per_applicant") == "lower"
+    assert not policy.retraining_for("house-prices", "regression", "low").auto_rollback
+
+
+RETRAINING = """
+retraining:
+  - match: {model: [credit-risk]}
+    holdout: 0.3
+    comparison:
+      guarded:
+        cost: {tolerance: 0.1}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [(RETRAINING, "line 7, field 'retraining.0.comparison.guarded.cost"),
+     (RETRAINING.replace("holdout: 0.3", "holdout: 0.99").replace("cost", "f1"),
+      "line 4, field 'retraining.0.holdout'"),
+     ("retraining:\n  - on_new_data: train\n", "line 2, field 'retraining.0.on_new_data'"),
+     ("retraining:\n  - schedule: daily\n", "line 2, field 'retraining.0.schedule'"),
+     ("sensor: {settle: soon}\n", "line 1, field 'sensor.settle'")],
+)
+def test_bad_retraining_rules_name_the_line_and_field(tmp_path: Path, text: str,
+                                                      message: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        load_policy(write(tmp_path, text))
+    assert message in str(caught.value)
+
+
+def test_a_model_no_retraining_rule_matches_gets_the_defaults(tmp_path: Path) -> None:
+    rule = load_policy(write(tmp_path, RETRAINING.replace("cost", "f1"))).retraining_for(
+        "other", "classification", "low")
+    assert (rule.on_new_data, rule.auto_rollback, rule.schedule) == ("retrain", False, None)
+    assert rule.grace_period == timedelta(days=7) and rule.comparison.alpha == 0.05
