@@ -228,15 +228,19 @@ def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
 def evidence(ctx: Context, version: VersionRecord, found: ScanResult, task: HumanTask) -> str:
     env = ctx.policy().deployment.prod.get("env", "prod")
     previous = ctx.registry.version_in_env_at(version.model, env, utcnow())
-    text = approvals.evidence_markdown(
+    return approvals.evidence_markdown(
         version, previous, latest_test(ctx, version), latest_test(ctx, previous) if previous
-        else None, found.model_dump(), task)
+        else None, found.model_dump(), task, comparison_evidence(ctx, version))
+
+
+def comparison_evidence(ctx: Context, version: VersionRecord) -> str:
+    """A challenger's comparison with the champion it beat; nothing for other versions."""
     compared = ChampionBook(ctx.registry).comparison(version.id)
     if compared is None:
-        return text
+        return ""
     champion = ctx.registry.get_version_by_id(compared.champion_version_id)
-    return text + "\n\n" + comparison_markdown(
-        Comparison.model_validate(compared.detail), champion.ref, version.ref)
+    return comparison_markdown(Comparison.model_validate(compared.detail), champion.ref,
+                               version.ref)
 
 
 def latest_test(ctx: Context, version: VersionRecord) -> TestResult | None:

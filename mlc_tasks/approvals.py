@@ -47,9 +47,10 @@ def approvals_counted(earlier: list[TaskDecision]) -> int:
 
 def evidence_markdown(version: VersionRecord, previous: VersionRecord | None,
                       result: TestResult | None, production: TestResult | None,
-                      scan: dict[str, Any], task: HumanTask) -> str:
+                      scan: dict[str, Any], task: HumanTask, comparison: str = "") -> str:
     """The approval form's description: what changed, the tests against the thresholds and
-    against the version now in production, and the security scan."""
+    against the version now in production, the security scan, and for a challenger its
+    comparison with the champion (markdown)."""
     lines = [f"## Approve {version.ref} for production?",
              "",
              f"Submitted by **{version.created_by}** at {version.created_at:%Y-%m-%d %H:%M} UTC. "
@@ -59,9 +60,9 @@ def evidence_markdown(version: VersionRecord, previous: VersionRecord | None,
              "### What changed",
              *_changes(version, previous),
              "",
-             "### Tests (package test data)"]
+             "### Tests against the thresholds"]
     lines += _test_table(result, production, previous)
-    lines += ["", "### Security scan", *_scan_lines(scan), "",
+    lines += ["", "### Security scan", *_scan_lines(scan), "", comparison,
               "Decide: `approve` or `reject` (a rejection needs a comment). The approver must be "
               "a member of the group and may not be the submitter."]
     return "\n".join(lines)

@@ -624,12 +624,14 @@ def _guard_cells(check: GuardCheck | None) -> dict[str, Any]:
 def comparison_markdown(c: Comparison, champion_ref: str, challenger_ref: str) -> str:
     """The decision and the table, as approval evidence."""
     rows = comparison_table(c)
-    columns = ["metric", "role", "method", "champion", "challenger", "improvement", "ci",
-               "p_value", "tolerance", "guard"]
-    headers = ["metric", "role", "test", champion_ref, challenger_ref, "improvement",
-               f"{100 * (1 - c.alpha):g}% CI", "p", "tolerance", "guard"]
-    lines = [f"### Challenger {challenger_ref} vs champion {champion_ref}: **{c.outcome}**", "",
-             f"{c.reason.rstrip('.')} ({c.rows} held-out rows).", ""]
+    # the numbers first: the form is narrow and scrolls the rest
+    columns = ["metric", "champion", "challenger", "improvement", "ci", "p_value", "method",
+               "role", "tolerance", "guard"]
+    headers = ["metric", champion_ref, challenger_ref, "improvement",
+               f"{100 * (1 - c.alpha):g}% CI", "p", "test", "role", "tolerance", "guard"]
+    # Prefect's form stops rendering at emphasis inside a heading: keep headings plain
+    lines = [f"### Challenger {challenger_ref} against champion {champion_ref}", "",
+             f"Decision: **{c.outcome}**. {c.reason.rstrip('.')} ({c.rows} held-out rows).", ""]
     if rows:
         lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
         lines += ["| " + " | ".join(str(row.get(k, "")) for k in columns) + " |" for row in rows]

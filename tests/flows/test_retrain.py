@@ -142,7 +142,8 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     assert compared is not None and compared.outcome == "promote", compared
     assert "DeLong" in compared.reason and compared.champion_version_id == champion.id
     evidence = form_description(task.flow_run_id)  # what the approver reads in the form
-    assert "Challenger retrain-win:2 vs champion retrain-win:1: **promote**" in evidence
+    assert "Challenger retrain-win:2 against champion retrain-win:1" in evidence
+    assert "Decision: **promote**" in evidence
     assert "| roc_auc |" in evidence and "held-out rows" in evidence
 
     done = mlc("approve", str(task.id), "--as", "rita", "--comment", "the comparison is clear")

@@ -283,8 +283,10 @@ def test_evidence_table_and_markdown() -> None:
     assert rows[0]["role"] == "deciding" and rows[2] | {"tolerance": "0.5", "guard": "passed"} \
         == rows[2]
     markdown = comparison_markdown(result, "credit-risk@1", "credit-risk@2")
-    assert "credit-risk@2 vs champion credit-risk@1: **promote**" in markdown
-    assert "| roc_auc | deciding | DeLong |" in markdown and "95% CI" in markdown
+    assert "Challenger credit-risk@2 against champion credit-risk@1" in markdown
+    assert "Decision: **promote**." in markdown
+    assert "| metric | credit-risk@1 | credit-risk@2 | improvement | 95% CI | p |" in markdown
+    assert " | DeLong | deciding |" in markdown
 
 
 # ---- bad input ------------------------------------------------------------------------------
