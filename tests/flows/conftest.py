@@ -1,5 +1,6 @@
-"""One Prefect test server per test session (per xdist worker), and a model in production
-with daily labelled data for the monitoring flows."""
+"""One Prefect test server per test session (per xdist worker); a QA and a production runtime
+per test module that asks for `stack`; and a model in production with daily labelled data for
+the monitoring flows."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, RuntimeProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,6 +27,31 @@ def prefect_server() -> Iterator[str]:
 
     with prefect_test_harness(server_startup_timeout=60):
         yield str(PREFECT_API_URL.value())
+
+
+class Stack:
+    """One MLC home with a QA and a production runtime, shared by a module's tests (each test
+    uses its own model name)."""
+
+    def __init__(self, home: Path) -> None:
+        self.settings = MlcSettings(home=home, admin_token=TOKEN)
+        self.policy_file = home.parent / "policy.yaml"
+        self.runtimes = {name: RuntimeProcess(self.settings, name, f"env={name}").start()
+                         for name in ("qa", "prod")}
+        self.registry = Registry(self.settings.registry_url())
+        self.store = ArtifactStore(self.settings.artifact_url())
+
+    def stop(self) -> None:
+        for runtime in self.runtimes.values():
+            runtime.stop()
+        self.registry.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = Stack(tmp_path_factory.mktemp("flows") / "home")
+    yield started
+    started.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,16 +22,16 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from flows.on_model_changed import on_model_changed
-from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, VersionRecord
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.tables import RuntimeRow
 from mlc_tasks.registry.tasks import TaskBook
-from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
+from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import HumanTask, TaskStatus
-from tests.conftest import TOKEN, RuntimeProcess
+from tests.conftest import TOKEN
+from tests.flows.conftest import Stack
 
 SUBMITTER = "sam"
 POLICY: dict[str, Any] = {
@@ -47,35 +46,14 @@ POLICY: dict[str, Any] = {
 }
 
 
-class Stack:
-    """One MLC home with a QA and a production runtime, shared by this module's tests (each
-    test uses its own model name)."""
-
-    def __init__(self, home: Path) -> None:
-        self.settings = MlcSettings(home=home, admin_token=TOKEN)
-        self.policy_file = home.parent / "policy.yaml"
-        self.runtimes = {name: RuntimeProcess(self.settings, name, f"env={name}").start()
-                         for name in ("qa", "prod")}
-        self.registry = Registry(self.settings.registry_url())
-        self.store = ArtifactStore(self.settings.artifact_url())
-
-    def stop(self) -> None:
-        for runtime in self.runtimes.values():
-            runtime.stop()
-        self.registry.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = Stack(tmp_path_factory.mktemp("omc") / "home")
-    yield started
-    started.stop()
-
-
 @pytest.fixture
 def omc(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    return configure(stack, monkeypatch, POLICY)
+
+
+def configure(stack: Stack, monkeypatch: pytest.MonkeyPatch, policy: dict[str, Any]) -> Stack:
     """The flow and the CLI read their settings from the environment, as served runs do."""
-    stack.policy_file.write_text(yaml.safe_dump(POLICY))
+    stack.policy_file.write_text(yaml.safe_dump(policy))
     monkeypatch.setenv("MLC_HOME", str(stack.settings.home))
     monkeypatch.setenv("MLC_ADMIN_TOKEN", TOKEN)
     monkeypatch.setenv("MLC_POLICY_FILE", str(stack.policy_file))

@@ -9,14 +9,13 @@ import contextvars
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pandas as pd
 import pytest
-import yaml
 from prefect.client.orchestration import get_client
 from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
@@ -36,9 +35,10 @@ from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.scoring import frame_from_rows
 from tests.conftest import TOKEN
+from tests.flows.conftest import Stack
 from tests.flows.test_on_model_changed import (
     POLICY,
-    Stack,
+    configure,
     mlc,
     new_package,
     serving,
@@ -53,21 +53,9 @@ RETRAINING = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    started = Stack(tmp_path_factory.mktemp("retrain") / "home")
-    yield started
-    started.stop()
-
-
 @pytest.fixture
 def rt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    stack.policy_file.write_text(yaml.safe_dump({**POLICY, "retraining": RETRAINING}))
-    monkeypatch.setenv("MLC_HOME", str(stack.settings.home))
-    monkeypatch.setenv("MLC_ADMIN_TOKEN", TOKEN)
-    monkeypatch.setenv("MLC_POLICY_FILE", str(stack.policy_file))
-    monkeypatch.setenv("MLC_DEPLOY_RETRY_DELAYS", "[0.2]")
-    return stack
+    return configure(stack, monkeypatch, {**POLICY, "retraining": RETRAINING})
 
 
 def champion_in_prod(stack: Stack, examples_dir: Path, tmp_path: Path, name: str,
