@@ -16,7 +16,7 @@ from flows.human_tasks import open_task
 from flows.on_model_changed import Aborted, await_review, deploy_stage, review_terms
 from mlc_tasks import events, runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.errors import TransientError
+from mlc_tasks.errors import InvalidInputError, TransientError
 from mlc_tasks.evaluation import check_thresholds
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.policy import RetrainingRule
@@ -85,7 +85,7 @@ def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[Tes
     runtime = ctx.registry.get_runtime(serving[-1].runtime)
     try:
         target = runtimes.rollback_target(history, runtime.name)
-    except Exception as exc:  # nothing earlier to go back to
+    except InvalidInputError as exc:  # nothing earlier to go back to
         get_run_logger().warning("%s: critical breach, but no rollback: %s", version.ref, exc)
         return None
     previous = ctx.registry.get_version(version.model, target.version_number)
@@ -109,7 +109,6 @@ def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[Tes
                                "rollback-review/rollback-review -p model=%s -p number=%d", exc,
                                version.model, version.number)
     return previous
-
 
 
 @flow(name="rollback-review")

@@ -1,0 +1,94 @@
+"""The retraining blocks: the champion's recipe, the held-out split, the challenger's identity
+and lineage, reading new data, and the sensor's view of a location."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from mlc_tasks import retraining
+from mlc_tasks.data_sensor import day_of, list_files, watched_root
+from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.registry import VersionRecord
+from mlc_tasks.settings import REVIEWED_TYPES
+from mlc_tasks.submission import submit_package
+
+ARTIFACT = {"artifact_uri": "file:///a", "artifact_sha256": "a" * 64, "format": "skops",
+            "artifact_types": [], "trusted_types": []}
+
+
+@pytest.fixture
+def champion(package: Path, registry, store) -> VersionRecord:
+    version, _ = submit_package(package, registry, store, list(REVIEWED_TYPES), "ana")
+    return version
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_recipe_of_a_ready_artifact_is_its_lineage(champion: VersionRecord) -> None:
+    spec = retraining.recipe(champion)
+    assert (spec.estimator, spec.seed) == ("gradient_boosting", 7)
+    assert spec.params == {"n_estimators": 60, "max_depth": 3, "learning_rate": 0.1}
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_no_recipe_is_an_error_naming_the_fields(package: Path, registry, store) -> None:
+    spec = yaml.safe_load((package / "model.yaml").read_text())
+    spec["lineage"] = {}
+    (package / "model.yaml").write_text(yaml.safe_dump(spec))
+    version, _ = submit_package(package, registry, store, list(REVIEWED_TYPES), "ana")
+    with pytest.raises(InvalidPackageError, match="neither 'training' nor 'lineage.estimator'"):
+        retraining.recipe(version)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_challenger_is_identified_by_champion_recipe_and_data(
+        champion: VersionRecord) -> None:
+    spec = retraining.recipe(champion)
+    rows = pd.DataFrame({"default": [0, 1]})
+    first = retraining.challenger(champion, spec, ARTIFACT, retraining.NewData(rows, "u", "1"))
+    again = retraining.challenger(champion, spec, ARTIFACT, retraining.NewData(rows, "u", "1"))
+    other = retraining.challenger(champion, spec, ARTIFACT, retraining.NewData(rows, "u", "2"))
+    assert first.source_sha256 == again.source_sha256 != other.source_sha256
+    assert (first.parent_version_id, first.training_data_sha256) == (champion.id, "1")
+    assert (first.seed, first.parameters, first.training["data"]) == (7, spec.params, "u")
+
+
+def test_the_held_out_rows_are_the_same_on_a_rerun_and_all_labelled() -> None:
+    rows = pd.DataFrame({"x": range(100), "default": [i % 2 if i % 10 else None
+                                                      for i in range(100)]})
+    train, held = retraining.split_holdout(rows, "default", 0.3, seed=7)
+    again = retraining.split_holdout(rows, "default", 0.3, seed=7)[1]
+    assert (len(train), len(held)) == (63, 27)  # the 10 unlabelled rows are left out
+    assert held.equals(again) and not set(train["x"]) & set(held["x"])
+    with pytest.raises(InvalidInputError, match="label column 'outcome' is missing"):
+        retraining.split_holdout(rows, "outcome", 0.3, seed=7)
+
+
+def test_new_data_errors_name_the_file_or_the_location(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="data: .*missing.csv cannot be read"):
+        retraining.read_new_data(str(tmp_path / "missing.csv"), None, date(2026, 1, 2), 3)
+    with pytest.raises(InvalidInputError, match="no labelled data at .* in the 3 days"):
+        retraining.read_new_data(None, str(tmp_path), date(2026, 1, 2), 3)
+    day = tmp_path / "2026-01-01"
+    day.mkdir()
+    (day / "a.csv").write_text("x,default\n1,0\n2,1\n")
+    found = retraining.read_new_data(None, str(tmp_path), date(2026, 1, 2), 3)
+    assert len(found.rows) == 2 and "3 days to 2026-01-02" in found.uri
+
+
+def test_the_sensor_lists_csv_files_under_the_location(tmp_path: Path) -> None:
+    (tmp_path / "2026-01-01").mkdir()
+    (tmp_path / "2026-01-01" / "a.csv").write_text("x\n1\n")
+    (tmp_path / "notes.txt").write_text("not data")
+    files = list_files(tmp_path.as_uri())
+    assert list(files) == [(tmp_path / "2026-01-01" / "a.csv").as_uri()]
+    assert next(iter(files.values())).startswith("4:")  # size, then modification time
+    assert list_files((tmp_path / "absent").as_uri()) == {}
+    assert watched_root("s3://lake/credit/date={date}/*.csv") == "s3://lake/credit"
+    assert day_of("file:///d/2026-01-01/a.csv") == date(2026, 1, 1)
+    assert day_of("s3://lake/credit/date=2026-01-01/a.csv") == date(2026, 1, 1)
+    assert day_of("file:///d/fresh.csv") is None
