@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
-from prefect.schedules import Cron, Schedule
+from prefect.schedules import Cron, Interval, Schedule
 
 from deployments.context import Context
 from flows.alerts import alert_sweeper
@@ -22,6 +23,7 @@ from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
 from mlc_tasks.policy import Policy
 
 REQUEST = {"model": "{{ event.payload.model }}"}
+SENSOR_RUN_SECONDS = 60
 
 
 def retrain_schedules(ctx: Context, policy: Policy) -> list[Schedule]:
@@ -97,7 +99,13 @@ def all_deployments() -> list[RunnerDeployment]:
         data_sensor.to_deployment(
             name="data-sensor",
             description="Notice new labelled files in the models' data locations.",
-            interval=policy.sensor.every,
+            # one run a minute, looking every `sensor.every` within it (a run per look would
+            # start a Python process every few seconds); a run still looking when the next
+            # is due cancels the newcomer, so runs never pile up
+            schedules=[Interval(SENSOR_RUN_SECONDS, parameters={
+                "watch_seconds": SENSOR_RUN_SECONDS - 10})],
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
             tags=["mlc", "retraining"],
         ),
         retire_champions.to_deployment(

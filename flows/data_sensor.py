@@ -4,6 +4,8 @@ event that starts a retraining or a backtest, as the policy says for the model."
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger
 
 from deployments.context import Context
@@ -19,10 +21,22 @@ FLOW = "data-sensor"
 
 
 @flow(name=FLOW)
-def data_sensor() -> list[str]:
-    """Returns the files that started a process in this run."""
-    ctx, logger = Context(), get_run_logger()
-    policy, book = ctx.policy(), ArrivalBook(ctx.registry)
+def data_sensor(watch_seconds: float = 0) -> list[str]:
+    """Look once; with `watch_seconds`, keep looking every `sensor.every` for that long (one
+    process for many looks: a flow run per look would start a Python process every few
+    seconds). Returns the files that started a process."""
+    ctx = Context()
+    deadline = time.monotonic() + watch_seconds
+    started = look(ctx)
+    while (pause := ctx.policy().sensor.every.total_seconds()) < deadline - time.monotonic():
+        time.sleep(pause)
+        started += look(ctx)
+    return started
+
+
+def look(ctx: Context) -> list[str]:
+    """One look at every model's data location, then send what arrived."""
+    logger, policy, book = get_run_logger(), ctx.policy(), ArrivalBook(ctx.registry)
     for model in ctx.registry.list_models():
         rule = policy.retraining_for(model.name, model.type, model.risk_tier)
         if not model.data_location or rule.on_new_data == "nothing":

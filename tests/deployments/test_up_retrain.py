@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from deployments.notify_server import send_notification
@@ -56,6 +57,7 @@ def deployed(registry: Registry, number: int) -> bool:
         return False
 
 
+@pytest.mark.timeout(600)  # a whole `mlc up` and three flow runs, on a loaded CI machine
 def test_new_data_retrains_promotes_and_notifications_are_signed(
         local_settings: MlcSettings, examples_dir: Path, tmp_path: Path) -> None:
     package = Path(shutil.copytree(examples_dir / "credit-risk", tmp_path / "pkg" / "credit-risk"))

@@ -3,8 +3,10 @@ and each content starts one process, whatever its name and however often the sen
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -97,3 +99,17 @@ def test_the_first_file_in_a_location_that_did_not_exist_is_new(in_prod, example
     data_sensor()
     settled()
     assert data_sensor() == [(daily / "first.csv").resolve().as_uri()]
+
+
+def test_one_run_keeps_looking_and_sees_a_file_dropped_meanwhile(sensing, examples_dir) -> None:
+    registry, daily = sensing
+    Path(os.environ["MLC_POLICY_FILE"]).write_text(yaml.safe_dump(
+        {"sensor": {"every": "1s", "settle": "1s"}}))
+    context, found = contextvars.copy_context(), []
+    watcher = threading.Thread(target=context.run, args=(
+        lambda: found.extend(data_sensor(watch_seconds=6)),))
+    watcher.start()
+    time.sleep(1.5)  # the run is looking by now
+    shutil.copy(examples_dir / "new-data" / "credit-risk.csv", daily / "meanwhile.csv")
+    watcher.join(60)
+    assert found == [(daily / "meanwhile.csv").resolve().as_uri()]
