@@ -17,10 +17,12 @@ from prefect.states import Completed, State
 from deployments.context import Context
 from flows.on_model_changed import on_model_changed
 from mlc_tasks import challenge, comparison, evaluation, retraining, training
+from mlc_tasks.comparison import ComparisonSettings
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import own_metrics, version_model
+from mlc_tasks.lifecycle import TERMINAL
 from mlc_tasks.lifecycle import State as Life
-from mlc_tasks.packages import ModelType
+from mlc_tasks.packages import ModelType, TrainingSpec
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
 from mlc_tasks.registry.store import utcnow
@@ -30,14 +32,12 @@ FLOW = "retrain"
 
 
 @task(name="train-challenger", cache_policy=NO_CACHE)
-def train_challenger(champion: VersionRecord, data: retraining.NewData, holdout: float
-                     ) -> VersionRecord:
-    """Fit the champion's recipe on the training part of the new rows and register the
-    challenger (the same champion and data again is the same version)."""
+def train_challenger(champion: VersionRecord, spec: TrainingSpec, train: pd.DataFrame,
+                     data: retraining.NewData) -> VersionRecord:
+    """Fit the champion's recipe on the training rows and register the challenger (the same
+    champion and data again is the same version)."""
     ctx = Context()
     model = ctx.registry.get_model(champion.model)
-    spec = retraining.recipe(champion)
-    train, _ = retraining.split_holdout(data.rows, champion.label, holdout, spec.seed)
     pipeline = training.fit(ModelType(model.type), spec, champion.input_schema, train,
                             champion.label)
     artifact = training.stored_artifact(pipeline, f"{champion.model} challenger",
@@ -49,14 +49,10 @@ def train_challenger(champion: VersionRecord, data: retraining.NewData, holdout:
 
 
 @task(name="compare-champion-challenger", cache_policy=NO_CACHE)
-def compare(champion: VersionRecord, challenger: VersionRecord, data: retraining.NewData,
-            holdout: float) -> ComparisonRecord:
+def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFrame,
+            uri: str, rule: ComparisonSettings) -> ComparisonRecord:
     """Paired tests on the held-out rows, recorded once on both versions."""
     ctx = Context()
-    model = ctx.registry.get_model(champion.model)
-    rule = ctx.policy().retraining_for(model.name, model.type, model.risk_tier)
-    spec = retraining.recipe(champion)
-    _, held = retraining.split_holdout(data.rows, champion.label, holdout, spec.seed)
     held_sha = retraining.frame_sha256(held)
     book = ChampionBook(ctx.registry)
     done = book.comparison(challenger.id, champion.id, held_sha)
@@ -64,13 +60,13 @@ def compare(champion: VersionRecord, challenger: VersionRecord, data: retraining
         return done
     models = {v.id: version_model(v) for v in (champion, challenger)}
     own = own_metrics(champion, stored_spec(str(champion.package_uri)))
-    found = challenge.judge(model.type, champion, models[champion.id], models[challenger.id],
-                            held, rule.comparison, own)
+    model_type = ctx.registry.get_model(champion.model).type
+    found = challenge.judge(model_type, champion, models[champion.id], models[challenger.id],
+                            held, rule, own)
     for version, kind in ((champion, "holdout"), (challenger, "test")):
-        record_holdout_test(ctx, version, models[version.id], held, held_sha, kind, own,
-                            f"{data.uri} (held-out rows)")
-    return book.record_comparison(champion, challenger, f"{data.uri} (held-out rows)", held_sha,
-                                  found.rows, found.outcome.value, found.reason,
+        record_holdout_test(ctx, version, models[version.id], held, held_sha, kind, own, uri)
+    return book.record_comparison(champion, challenger, uri, held_sha, found.rows,
+                                  found.outcome.value, found.reason,
                                   found.model_dump(mode="json"), FLOW)
 
 
@@ -108,12 +104,14 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual") -> Sta
             model=model, reason=f"retraining {champion.ref} on {new.uri}",
             detail={"champion": champion.number, "rows": len(new.rows), "data": new.uri,
                     "flow_run": str(runtime.flow_run.id)}, evidence_sha256=new.sha256)
-    challenger = train_challenger(champion, new, rule.holdout)
-    decided = compare(champion, challenger, new, rule.holdout)
+    spec = retraining.recipe(champion)
+    train, held = retraining.split_holdout(new.rows, champion.label, rule.holdout, spec.seed)
+    challenger = train_challenger(champion, spec, train, new)
+    decided = compare(champion, challenger, held, f"{new.uri} (held-out rows)", rule.comparison)
     show(decided, champion, challenger)
     if decided.outcome != comparison.Outcome.PROMOTE.value:
         current = ctx.registry.get_version(model, challenger.number)
-        if current.state not in (Life.REJECTED, Life.DEPLOYED, Life.FAILED, Life.RETIRED):
+        if current.state not in TERMINAL | {Life.DEPLOYED}:
             ctx.registry.transition(challenger.id, Life.REJECTED, FLOW,
                                     f"champion {champion.ref} kept: {decided.outcome}: "
                                     f"{decided.reason}")

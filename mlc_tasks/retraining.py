@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,11 +22,13 @@ from mlc_tasks.registry import ModelRecord, NewVersion, VersionRecord
 from mlc_tasks.submission import stored_spec
 
 
+@dataclass(frozen=True)
 class NewData:
     """Labelled rows for a retraining, where they came from, and their sha256."""
 
-    def __init__(self, rows: pd.DataFrame, uri: str, sha256: str) -> None:
-        self.rows, self.uri, self.sha256 = rows, uri, sha256
+    rows: pd.DataFrame
+    uri: str
+    sha256: str
 
 
 def recipe(champion: VersionRecord) -> TrainingSpec:
