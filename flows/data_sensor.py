@@ -5,8 +5,9 @@ event that starts a retraining or a backtest, as the policy says for the model."
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, runtime
 
 from deployments.context import Context
 from deployments.decide import prefect_api
@@ -24,14 +25,21 @@ FLOW = "data-sensor"
 def data_sensor(watch_seconds: float = 0) -> list[str]:
     """Look once; with `watch_seconds`, keep looking every `sensor.every` for that long (one
     process for many looks: a flow run per look would start a Python process every few
-    seconds). Returns the files that started a process."""
+    seconds). The time counts from the run's scheduled start, so a run that started late
+    still ends before the next one is due. Returns the files that started a process."""
     ctx = Context()
-    deadline = time.monotonic() + watch_seconds
+    deadline = time.monotonic() + watch_seconds - seconds_since_due()
     started = look(ctx)
     while (pause := ctx.policy().sensor.every.total_seconds()) < deadline - time.monotonic():
         time.sleep(pause)
         started += look(ctx)
     return started
+
+
+def seconds_since_due() -> float:
+    """How late this run started (0 outside a scheduled run)."""
+    due = runtime.flow_run.scheduled_start_time
+    return max(0.0, (datetime.now(UTC) - due).total_seconds()) if due else 0.0
 
 
 def look(ctx: Context) -> list[str]:

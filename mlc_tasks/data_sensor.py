@@ -48,12 +48,15 @@ def day_of(path: str) -> date | None:
 def sense(book: ArrivalBook, model: str, location: str, action: str, settle: timedelta,
           now: datetime, actor: str) -> list[Arrival]:
     """New content that has been quiet for `settle`, each recorded once. The first look at a
-    location takes what is there as known: data the model was already tested on is not new."""
+    location takes what is there as known, content included: data the model was already
+    tested on is not new, under its own name or any other."""
     files = list_files(location)
     if not book.watched(model):
         for url, mark in files.items():
             book.observe(model, url, mark, now)
-            book.mark_read(model, url, mark, content_sha256(url))
+            sha = content_sha256(url)
+            book.mark_read(model, url, mark, sha)
+            book.know(model, sha, url)
         # remembered even when the location is empty or missing, so its first file is new
         book.observe(model, watched_root(location) + "/", "watched since", now)
         return []

@@ -13,6 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import DataArrivalRow, SensedFileRow
 
+KNOWN = "known"  # content that was there at the first look: never an arrival, never sent
+
 
 class SensedFile(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
@@ -95,6 +97,20 @@ class ArrivalBook:
         except IntegrityError:  # another sensor run recorded the same content first
             return None
 
+    def know(self, model: str, sha256: str, path: str) -> None:
+        """Remember content that was there before the sensor looked: the same bytes, rewritten
+        or copied under any name, are not new data."""
+        try:
+            with self.registry.transaction() as session:
+                if session.execute(select(DataArrivalRow.id).where(
+                        DataArrivalRow.model == model, DataArrivalRow.sha256 == sha256)
+                        ).first() is None:
+                    now = utcnow()
+                    session.add(DataArrivalRow(model=model, sha256=sha256, path=path,
+                                               action=KNOWN, arrived_at=now, emitted_at=now))
+        except IntegrityError:  # another sensor run remembered it first
+            pass
+
     def unsent(self) -> list[Arrival]:
         """Arrivals whose event was not sent yet (a sensor run died between the two)."""
         with self.registry.transaction() as session:
@@ -108,6 +124,7 @@ class ArrivalBook:
 
     def arrivals(self, model: str) -> list[Arrival]:
         with self.registry.transaction() as session:
-            rows = session.execute(select(DataArrivalRow).where(DataArrivalRow.model == model)
-                                   .order_by(DataArrivalRow.id)).scalars()
+            rows = session.execute(select(DataArrivalRow).where(
+                DataArrivalRow.model == model, DataArrivalRow.action != KNOWN)
+                .order_by(DataArrivalRow.id)).scalars()
             return [Arrival.model_validate(r) for r in rows]

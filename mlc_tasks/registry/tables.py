@@ -286,7 +286,7 @@ class DataArrivalRow(Base):
     model: Mapped[str] = mapped_column(String(63), index=True)
     sha256: Mapped[str] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(16))  # retrain | backtest
+    action: Mapped[str] = mapped_column(String(16))  # retrain | backtest | known
     arrived_at: Mapped[datetime]
     emitted_at: Mapped[datetime | None]  # its event sent; until then the sensor sends it again
 

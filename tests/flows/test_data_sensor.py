@@ -113,3 +113,24 @@ def test_one_run_keeps_looking_and_sees_a_file_dropped_meanwhile(sensing, exampl
     shutil.copy(examples_dir / "new-data" / "credit-risk.csv", daily / "meanwhile.csv")
     watcher.join(60)
     assert found == [(daily / "meanwhile.csv").resolve().as_uri()]
+
+
+def test_content_there_at_the_first_look_never_starts_a_run(sensing) -> None:
+    """`examples/generate.py` rewrites day files with the same bytes, and people copy them:
+    neither is new data."""
+    registry, daily = sensing
+    known = sorted(daily.rglob("*.csv"))[0]
+    data = known.read_bytes()
+    known.write_bytes(data)  # rewritten: a new modification time, the same bytes
+    os.utime(known, (time.time() + 5, time.time() + 5))
+    shutil.copy(known, daily / "copy-of-a-known-day.csv")
+    assert data_sensor() == []
+    settled()
+    assert data_sensor() == []
+    assert ArrivalBook(registry).arrivals("credit-risk") == []
+    assert not [e for e in registry.audit_events("credit-risk") if e.action == "data.arrived"]
+
+    known.write_bytes(data + data.splitlines(True)[-1])  # one more row: new content
+    data_sensor()
+    settled()
+    assert data_sensor() == [known.resolve().as_uri()]
