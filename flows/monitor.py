@@ -11,14 +11,18 @@ from datetime import date, timedelta
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from deployments.context import Context
 from flows.alerts import raise_alert
 from flows.change_management import rollback_if_critical
 from flows.daily_backtest import parse_day, prod_env
-from mlc_tasks import evaluation, monitoring
+from mlc_tasks import evaluation, monitoring, reports
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.capture import captured_rows
 from mlc_tasks.daily_data import read_day
@@ -84,7 +88,7 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
     columns = [c.name for c in version.input_schema]
     html = monitoring.evidently_report(reference[columns], inputs[columns],
                                        policy.report_sample_rows)
-    report_uri, _ = ctx.store().put(html)
+    report_uri, _ = ctx.store().put(html, reports.SUFFIX)
     metrics, checks = monitoring.drift_checks(report, policy.drift)
     results = [monitoring.record(version, "drift", window, inputs_where, sha, metrics, checks,
                                  report_uri=report_uri)]
@@ -154,22 +158,27 @@ def monitor(model: str | None = None, day: str | None = None) -> list[TestResult
         by_version.setdefault(result.version_id, []).append(result)
     for version_id, found in by_version.items():
         version = ctx.registry.get_version_by_id(version_id)
-        show(version, found)
+        show(ctx, version, found)
         for signal in breach_signals(version, found):
             raise_alert(signal)
         rollback_if_critical(ctx, version, found, FLOW)
     return results
 
 
-def show(version: VersionRecord, results: list[TestResult]) -> None:
+def show(ctx: Context, version: VersionRecord, results: list[TestResult]) -> None:
     lines = [f"## Monitoring {version.ref}, {results[0].window}", "",
              "| check | outcome | passed | failing |", "|---|---|---|---|"]
     for r in results:
         failing = ", ".join(c.metric for c in r.thresholds if not c.passed) or "-"
         lines.append(f"| {r.kind} | {r.outcome} | {'✅' if r.passed else '❌'} | {failing} |")
-    report = next((r.report_uri for r in results if r.report_uri), None)
-    lines += ["", f"Evidently data-drift report: `{report}`" if report else "",
+    report = reports.report_link(ctx.settings.installation_url(),
+                         next((r.report_uri for r in results if r.report_uri), None))
+    lines += ["", f"[Evidently data-drift report]({report})" if report else "",
               f"Data: `{results[0].dataset_uri}`"]
+    if report:
+        create_link_artifact(key=f"drift-report-{version.model}", link=report,
+                             link_text=f"Evidently data-drift report of {version.ref}",
+                             description=f"drift of {version.ref} in {results[0].window}")
     create_markdown_artifact(key=f"monitor-{version.model}", markdown="\n".join(lines),
                              description=f"monitoring of {version.ref}")
     rows = [{"check": r.kind, "metric": c.metric, "value": None if c.value is None

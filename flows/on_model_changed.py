@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed, State
 
 from deployments.context import Context
@@ -239,8 +240,10 @@ def comparison_evidence(ctx: Context, version: VersionRecord) -> str:
     if compared is None:
         return ""
     champion = ctx.registry.get_version_by_id(compared.champion_version_id)
+    ui = PREFECT_UI_URL.value()
     return comparison_markdown(Comparison.model_validate(compared.detail), champion.ref,
-                               version.ref)
+                               version.ref, f"{ui}/artifacts/key/comparison-{version.model}"
+                               if ui else None)
 
 
 def latest_test(ctx: Context, version: VersionRecord) -> TestResult | None:

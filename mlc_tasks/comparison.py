@@ -621,18 +621,30 @@ def _guard_cells(check: GuardCheck | None) -> dict[str, Any]:
             else "breached"}
 
 
-def comparison_markdown(c: Comparison, champion_ref: str, challenger_ref: str) -> str:
-    """The decision and the table, as approval evidence."""
-    rows = comparison_table(c)
-    # the numbers first: the form is narrow and scrolls the rest
-    columns = ["metric", "champion", "challenger", "improvement", "ci", "p_value", "method",
-               "role", "tolerance", "guard"]
-    headers = ["metric", champion_ref, challenger_ref, "improvement",
-               f"{100 * (1 - c.alpha):g}% CI", "p", "test", "role", "tolerance", "guard"]
+def comparison_markdown(c: Comparison, champion_ref: str, challenger_ref: str,
+                        full_table: str | None = None) -> str:
+    """The decision and the numbers as approval evidence: five columns, which fit Prefect's
+    narrow form (the role says deciding or guarded and how the guard went); the full table
+    (test, tolerance) is behind the `full_table` link."""
     # Prefect's form stops rendering at emphasis inside a heading: keep headings plain
     lines = [f"### Challenger {challenger_ref} against champion {champion_ref}", "",
              f"Decision: **{c.outcome}**. {c.reason.rstrip('.')} ({c.rows} held-out rows).", ""]
+    rows = comparison_table(c)
     if rows:
-        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-        lines += ["| " + " | ".join(str(row.get(k, "")) for k in columns) + " |" for row in rows]
+        lines += [f"| metric | {champion_ref} | {challenger_ref} | change "
+                  f"({100 * (1 - c.alpha):g}% CI) | p |", "|---|---|---|---|---|"]
+        lines += [f"| {_metric_cell(r)} | {r.get('champion', '')} | {r.get('challenger', '')} "
+                  f"| {_change_cell(r)} | {r.get('p_value', '')} |" for r in rows]
+    if full_table:
+        lines += ["", f"Every test, tolerance and guard: [the comparison table]({full_table})."]
     return "\n".join(lines) + "\n"
+
+
+def _metric_cell(row: dict[str, Any]) -> str:
+    role = row["role"] if not row.get("guard") else f"guard {row['guard']}"
+    return f"{row['metric']} ({role})" if role != "reported" else row["metric"]
+
+
+def _change_cell(row: dict[str, Any]) -> str:
+    change = row.get("improvement", "")
+    return f"{change} ({row['ci']})" if row.get("ci") else change

@@ -282,11 +282,16 @@ def test_evidence_table_and_markdown() -> None:
     assert [r["metric"] for r in rows] == ["roc_auc", "accuracy", "f1"]
     assert rows[0]["role"] == "deciding" and rows[2] | {"tolerance": "0.5", "guard": "passed"} \
         == rows[2]
-    markdown = comparison_markdown(result, "credit-risk@1", "credit-risk@2")
+    markdown = comparison_markdown(result, "credit-risk@1", "credit-risk@2",
+                                   "http://ui/artifacts/key/comparison-credit-risk")
     assert "Challenger credit-risk@2 against champion credit-risk@1" in markdown
     assert "Decision: **promote**." in markdown
-    assert "| metric | credit-risk@1 | credit-risk@2 | improvement | 95% CI | p |" in markdown
-    assert " | DeLong | deciding |" in markdown
+    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert table[0] == "| metric | credit-risk@1 | credit-risk@2 | change (95% CI) | p |"
+    assert all(line.count("|") == 6 for line in table), "five columns fit the form"
+    assert table[2].startswith("| roc_auc (deciding) | ")
+    assert table[4].startswith("| f1 (guard passed) | ")
+    assert "[the comparison table](http://ui/artifacts/key/comparison-credit-risk)" in markdown
 
 
 # ---- bad input ------------------------------------------------------------------------------
