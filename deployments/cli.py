@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,9 +15,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
 from deployments.context import Context, current_user
+from deployments.installation import find_installation
+from deployments.tables import Column, render
 from mlc_tasks import runtimes
 from mlc_tasks.errors import InvalidInputError, MlcError, TransientError
 
@@ -25,7 +28,7 @@ runtime_app = typer.Typer(help="Run scoring runtimes.", no_args_is_help=True)
 app.add_typer(runtime_app, name="runtime")
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.")
 app.add_typer(alerts_app, name="alerts")
-console = Console(width=None if sys.stdout.isatty() else 200)  # pipes get whole lines
+console = Console(stderr=True)  # progress bars only: tables come from deployments/tables.py
 F = TypeVar("F", bound=Callable[..., Any])
 
 AsUser = Annotated[str | None, typer.Option("--as", help="Who does this (default: $MLC_USER).")]
@@ -46,6 +49,20 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@functools.cache
+def context(create: bool = False) -> Context:
+    """The installation this command works with: the configured one, else the running
+    `mlc up` (deployments/installation.py); `create` only for a first submission."""
+    settings, prefect_api = find_installation(create=create)
+    if prefect_api:  # found running: flows this command runs here must see the same one
+        os.environ.setdefault("PREFECT_API_URL", prefect_api)
+        os.environ["MLC_HOME"] = str(settings.home)
+        os.environ["MLC_DATABASE_URL"] = settings.registry_url()
+        if settings.policy_file:
+            os.environ["MLC_POLICY_FILE"] = str(settings.policy_file)
+    return Context(settings)
+
+
 def emit_json(records: list[BaseModel] | BaseModel) -> None:
     if isinstance(records, BaseModel):
         data: Any = records.model_dump(mode="json")
@@ -54,13 +71,29 @@ def emit_json(records: list[BaseModel] | BaseModel) -> None:
     typer.echo(json.dumps(data, indent=2))
 
 
-def show_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+def key(name: str, drop: int = 0) -> Column:
+    """A column whose values are never cut: ids, refs, states, times."""
+    return Column(name=name, kind="key", drop=drop)
+
+
+def text(name: str, drop: int = 0) -> Column:
+    """Free text, folded to fit."""
+    return Column(name=name, drop=drop)
+
+
+def link(name: str) -> Column:
+    """A link, on its own line below its record."""
+    return Column(name=name, kind="link")
+
+
+def show_table(title: str, columns: list[Column], rows: list[list[Any]]) -> None:
+    """A table that fits the terminal, or tab-separated lines when piped."""
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    typer.echo(render(title, columns, rows, width), nl=False)
+
+
+def _when(at: datetime | None, seconds: bool = False) -> str:
+    return "" if at is None else f"{at:%Y-%m-%d %H:%M:%S}" if seconds else f"{at:%Y-%m-%d %H:%M}"
 
 
 @app.command()
@@ -73,7 +106,7 @@ def submit(
     from mlc_tasks import events  # skops takes seconds to import: only when needed
     from mlc_tasks.submission import submit_package
 
-    ctx, actor = Context(), as_user or current_user()
+    ctx, actor = context(create=True), as_user or current_user()
     version, created = submit_package(path, ctx.registry, ctx.store(),
                                       ctx.settings.trusted_types, actor)
     typer.echo(f"{'registered' if created else 'already registered'} {version.ref} "
@@ -91,34 +124,49 @@ def submit(
 def models(name: Annotated[str | None, typer.Argument()] = None, json_out: JsonFlag = False
            ) -> None:
     """List models, or show one."""
-    registry = Context().registry
+    from mlc_tasks.registry.champions import ChampionBook
+
+    registry = context().registry
     found = [registry.get_model(name)] if name else registry.list_models()
     if json_out:
         emit_json(found)
         return
-    show_table("models", ["name", "type", "owner", "risk", "tags", "description"],
-               [[m.name, m.type, m.owner, m.risk_tier, _tags(m.tags), m.description]
-                for m in found])
+    champions = ChampionBook(registry)
+    rows = []
+    for m in found:
+        champion = champions.champion(m.name)
+        rows.append([m.name, m.type, m.risk_tier, champion.number if champion else "-",
+                     m.owner, _tags(m.tags), m.description])
+    show_table("models", [key("name"), key("type"), key("risk"), key("champion"),
+                          key("owner", drop=2), text("tags", drop=3),
+                          text("description", drop=1)], rows)
 
 
 @app.command()
 @friendly
 def versions(name: str, json_out: JsonFlag = False) -> None:
     """List a model's versions, newest first."""
-    found = Context().registry.list_versions(name)
+    from mlc_tasks.registry.champions import ChampionBook
+
+    registry = context().registry
+    found = registry.list_versions(name)
     if json_out:
         emit_json(found)
         return
-    show_table(f"versions of {name}", ["version", "state", "sha256", "created by", "created", "id"],
-               [[v.number, v.state, (v.artifact_sha256 or "(to train)")[:12], v.created_by,
-                 f"{v.created_at:%Y-%m-%d %H:%M:%S}", v.id] for v in found])
+    champion = ChampionBook(registry).champion(name)
+    show_table(f"versions of {name}", [
+        key("version"), key("state"), key("champion"), key("sha256", drop=3),
+        key("created by", drop=2), key("created (UTC)", drop=1), key("id", drop=4)],
+        [[v.number, v.state, "champion" if champion and v.id == champion.id else "",
+          (v.artifact_sha256 or "(to train)")[:12], v.created_by, _when(v.created_at, True),
+          v.id] for v in found])
 
 
 @app.command("runtimes")
 @friendly
 def list_runtimes(json_out: JsonFlag = False) -> None:
     """List registered runtimes with what each serves."""
-    ctx = Context()
+    ctx = context()
     found = ctx.registry.list_runtimes()
     if json_out:
         emit_json(found)
@@ -128,7 +176,8 @@ def list_runtimes(json_out: JsonFlag = False) -> None:
         current = ctx.registry.current_deployment(r.name)
         serving = f"{current.model}:{current.version_number}" if current else "-"
         rows.append([r.name, r.url, _tags(r.tags), serving, f"{r.last_heartbeat:%H:%M:%S}"])
-    show_table("runtimes", ["name", "url", "tags", "serving", "heartbeat (UTC)"], rows)
+    show_table("runtimes", [key("name"), key("url"), text("tags"), text("serving"),
+                            key("heartbeat (UTC)", drop=1)], rows)
 
 
 @app.command()
@@ -142,7 +191,7 @@ def deploy(
 ) -> None:
     """Deploy a version onto the one runtime whose tags match."""
     wanted = runtimes.parse_tags(tags)
-    ctx = Context()
+    ctx = context()
     record = ctx.registry.get_version(name, version)
     runtime = ctx.choose_runtime(wanted)
     done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime,
@@ -162,7 +211,7 @@ def list_deployments(
     json_out: JsonFlag = False,
 ) -> None:
     """A model's deployment history, or which version served an env at a time."""
-    registry = Context().registry
+    registry = context().registry
     if at is not None or env is not None:
         if at is None or env is None:
             raise InvalidInputError("--env and --at go together")
@@ -178,10 +227,12 @@ def list_deployments(
     if json_out:
         emit_json(history)
         return
-    show_table(f"deployments of {name}", ["version", "runtime", "env", "from", "to", "by", "why"],
-               [[d.version_number, d.runtime, d.env, f"{d.deployed_at:%Y-%m-%d %H:%M:%S}",
-                 f"{d.replaced_at:%Y-%m-%d %H:%M:%S}" if d.replaced_at else "now",
-                 d.deployed_by, d.reason] for d in history])
+    show_table(f"deployments of {name}", [
+        key("version"), key("runtime"), key("env"), key("from (UTC)"), key("to (UTC)"),
+        text("by", drop=1), text("why")],
+        [[d.version_number, d.runtime, d.env, _when(d.deployed_at, True),
+          _when(d.replaced_at, True) if d.replaced_at else "now", d.deployed_by, d.reason]
+         for d in history])
 
 
 @app.command()
@@ -194,7 +245,7 @@ def audit(
     json_out: JsonFlag = False,
 ) -> None:
     """Show a model's audit trail, or verify the audit log (`mlc audit verify`)."""
-    registry = Context().registry
+    registry = context().registry
     if target == "verify" and model is None:
         report = registry.verify_audit()
         if json_out:
@@ -210,10 +261,11 @@ def audit(
     if json_out:
         emit_json(found)
         return
-    show_table(f"audit of {name or 'everything'}", ["#", "when (UTC)", "who", "what", "why",
-                                                    "detail"],
-               [[e.seq, f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.reason,
-                 json.dumps(e.detail, sort_keys=True)[:80]] for e in found])
+    show_table(f"audit of {name or 'everything'}", [
+        key("#"), key("when (UTC)"), text("who"), key("what"), text("why"),
+        text("detail", drop=1)],
+        [[e.seq, _when(e.at, True), e.actor, e.action, e.reason,
+          json.dumps(e.detail, sort_keys=True)] for e in found])
 
 
 @alerts_app.callback(invoke_without_command=True)
@@ -235,15 +287,17 @@ def alerts(
     except ValueError as exc:
         raise InvalidInputError(f"--status: '{status}' is not open, acknowledged or resolved"
                                 ) from exc
-    found = AlertBook(Context().registry).list(wanted, model)
+    found = AlertBook(context().registry).list(wanted, model)
     if json_out:
         emit_json(found)
         return
-    show_table("alerts", ["id", "status", "severity", "model", "title", "count", "first seen",
-                          "last seen", "source", "run"],
-               [[a.id, a.status, a.severity, f"{a.model}:{a.version}" if a.version else a.model,
-                 a.title, a.count, f"{a.first_seen:%Y-%m-%d %H:%M}",
-                 f"{a.last_seen:%Y-%m-%d %H:%M}", a.source, a.run_url] for a in found])
+    show_table("alerts", [
+        key("id"), key("status"), key("severity"), key("model"), text("title"), key("count"),
+        key("first seen (UTC)", drop=2), key("last seen (UTC)", drop=1), key("source", drop=3),
+        link("run")],
+        [[a.id, a.status, a.severity, f"{a.model}:{a.version}" if a.version else a.model,
+          a.title, a.count, _when(a.first_seen), _when(a.last_seen), a.source, a.run_url]
+         for a in found])
 
 
 @alerts_app.command("ack")
@@ -252,7 +306,7 @@ def alerts_ack(alert_id: int, as_user: AsUser = None) -> None:
     """Acknowledge an open alert: repeats are counted but no longer notified."""
     from mlc_tasks.registry.alerts import AlertBook
 
-    alert = AlertBook(Context().registry).acknowledge(alert_id, as_user or current_user())
+    alert = AlertBook(context().registry).acknowledge(alert_id, as_user or current_user())
     typer.echo(f"alert {alert.id} acknowledged by {alert.acknowledged_by}: {alert.title}")
 
 
@@ -262,7 +316,7 @@ def alerts_resolve(alert_id: int, as_user: AsUser = None) -> None:
     """Resolve an alert; channels that were told (a ServiceNow incident) are told too."""
     from mlc_tasks.registry.alerts import AlertBook
 
-    ctx = Context()
+    ctx = context()
     alert = AlertBook(ctx.registry).resolve(alert_id, as_user or current_user())
     typer.echo(f"alert {alert.id} resolved by {alert.resolved_by}: {alert.title}")
     report = ctx.deliver_alerts()
@@ -282,25 +336,25 @@ def list_tasks(
     from mlc_tasks.registry.tasks import TaskBook
     from mlc_tasks.task_records import TaskStatus
 
-    ctx = Context()
+    ctx = context()
     found = TaskBook(ctx.registry).list(None if show_all else TaskStatus.OPEN, model)
     if json_out:
         emit_json(found)
         return
     ui = ctx.prefect_api_url().removesuffix("/api")
-    show_table("human tasks", ["id", "kind", "version", "step", "status", "group", "quorum",
-                               "waiting since (UTC)", "deadline (UTC)", "Prefect UI"],
-               [[t.id, t.kind, t.ref, t.step, t.status, ",".join(t.groups) or "any", t.quorum,
-                 f"{t.created_at:%Y-%m-%d %H:%M}",
-                 f"{t.deadline:%Y-%m-%d %H:%M}" if t.deadline else "-",
-                 f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else "-"]
-                for t in found])
+    show_table("human tasks", [
+        key("id"), key("kind"), key("version"), key("step"), key("status"),
+        text("group", drop=1), key("quorum", drop=2), key("waiting since (UTC)", drop=3),
+        key("deadline (UTC)"), link("Prefect UI")],
+        [[t.id, t.kind, t.ref, t.step, t.status, ", ".join(t.groups) or "any", t.quorum,
+          _when(t.created_at), _when(t.deadline) or "-",
+          f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else None] for t in found])
 
 
 def _decide(task_id: int, actor: str, decision: str, comment: str) -> None:
     from deployments.decide import submit_decision
 
-    made, task = submit_decision(Context(), task_id, actor, decision, comment)
+    made, task = submit_decision(context(), task_id, actor, decision, comment)
     if not made.accepted:
         typer.echo(f"refused: {made.refusal} (recorded in the audit log)", err=True)
         raise typer.Exit(1)
@@ -381,7 +435,10 @@ def monitor(
         verdict = result.outcome if result.outcome != "tested" else (
             "passed" if result.passed else f"breach: {', '.join(failing)}")
         typer.echo(f"{name} {result.window} {result.kind}: {verdict}")
-    report = next((r.report_uri for r in found if r.report_uri), None)
+    from mlc_tasks.reports import report_link
+
+    report = report_link(context().settings.installation_url(),
+                         next((r.report_uri for r in found if r.report_uri), None))
     if report:
         typer.echo(f"Evidently report: {report}")
 
@@ -415,18 +472,19 @@ def score(
 @friendly
 def results(name: str, json_out: JsonFlag = False) -> None:
     """Test and backtest results of a model's versions, newest first."""
-    ctx = Context()
+    ctx = context()
     found = [(v, r) for v in ctx.registry.list_versions(name)
              for r in reversed(ctx.registry.test_results(v.id))]
     if json_out:
         emit_json([r for _, r in found])
         return
-    show_table(f"results of {name}", ["version", "kind", "window", "outcome", "passed",
-                                      "metrics", "thresholds missed", "recorded (UTC)"],
-               [[v.number, r.kind, r.window or "-", r.outcome, r.passed,
-                 ", ".join(f"{k}={val:.4g}" for k, val in sorted(r.metrics.items())),
-                 ", ".join(c.metric for c in r.thresholds if not c.passed) or "-",
-                 f"{r.created_at:%Y-%m-%d %H:%M}"] for v, r in found])
+    show_table(f"results of {name}", [
+        key("version"), key("kind"), key("window"), key("outcome"), key("passed"),
+        text("metrics", drop=1), text("thresholds missed"), key("recorded (UTC)", drop=2)],
+        [[v.number, r.kind, r.window or "-", r.outcome, r.passed,
+          ", ".join(f"{k}={val:.4g}" for k, val in sorted(r.metrics.items())),
+          ", ".join(c.metric for c in r.thresholds if not c.passed) or "-",
+          _when(r.created_at)] for v, r in found])
 
 
 @app.command()
@@ -440,21 +498,21 @@ def retrain(
 ) -> None:
     """Ask for a retraining: the served retrain deployment trains a challenger, compares it
     with the champion, and promotes it through approval if it wins."""
-    from deployments.decide import prefect_api
-    from mlc_tasks import events
+    from prefect.deployments import run_deployment
 
-    ctx = Context()
+    ctx = context()
     ctx.registry.get_model(name)  # a clear error for an unknown model
     if data and "://" not in data:
         path = Path(data).resolve()
         if not path.is_file():
             raise InvalidInputError(f"--data: {data} is not a file")
         data = path.as_uri()
-    event = events.request_event(name, "retrain", trigger=f"manual ({as_user or current_user()})",
-                                 data=data)
-    events.emit(event, prefect_api(ctx))
-    typer.echo(f"retraining of {name} requested (event {event['id']}); follow it in the "
-               "Prefect UI, then `mlc comparisons " + name + "` and `mlc tasks`")
+    run = _on_installation(lambda: run_deployment(
+        "retrain/retrain", parameters={"model": name, "data": data,
+                                       "trigger": f"manual ({as_user or current_user()})"},
+        timeout=0, tags=["mlc", "manual"]))
+    typer.echo(f"retraining of {name} started: {_run_link(run.id)}")
+    typer.echo(f"then `mlc comparisons {name}` and `mlc tasks`")
 
 
 @app.command()
@@ -463,27 +521,43 @@ def comparisons(name: str, json_out: JsonFlag = False) -> None:
     """Champion/challenger comparisons of a model and their decisions, oldest first."""
     from mlc_tasks.registry.champions import ChampionBook
 
-    ctx = Context()
+    ctx = context()
     found = ChampionBook(ctx.registry).comparisons(name)
     if json_out:
         emit_json(found)
         return
     numbers = {v.id: v.number for v in ctx.registry.list_versions(name)}
-    show_table(f"comparisons of {name}", ["champion", "challenger", "rows", "outcome", "reason",
-                                          "recorded (UTC)"],
-               [[numbers[c.champion_version_id], numbers[c.challenger_version_id], c.rows,
-                 c.outcome, c.reason, f"{c.created_at:%Y-%m-%d %H:%M}"] for c in found])
+    show_table(f"comparisons of {name}", [
+        key("champion"), key("challenger"), key("rows"), key("outcome"), text("reason"),
+        key("recorded (UTC)", drop=1)],
+        [[numbers[c.champion_version_id], numbers[c.challenger_version_id], c.rows,
+          c.outcome, c.reason, _when(c.created_at)] for c in found])
 
 
-def _run_here(flow: Callable[..., Any], *args: Any) -> Any:
-    """Run a flow in this process, recorded on the Prefect server `mlc up` started (not a
-    throwaway ephemeral one), so it shows in the UI like a served run."""
+def _on_installation(call: Callable[[], Any]) -> Any:
+    """Call Prefect on the server `mlc up` started (not a throwaway ephemeral one)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from deployments.decide import prefect_api
 
-    with temporary_settings({PREFECT_API_URL: prefect_api(Context())}):
-        return flow(*args)
+    with temporary_settings({PREFECT_API_URL: prefect_api(context())}):
+        return call()
+
+
+def _run_here(flow: Callable[..., Any], *args: Any) -> Any:
+    """Run a flow in this process, recorded on the installation's Prefect server so it shows
+    in the UI like a served run; its link is printed before what it found."""
+    state = _on_installation(lambda: flow(*args, return_state=True))
+    try:
+        return state.result()
+    finally:
+        typer.echo(f"run: {_run_link(state.state_details.flow_run_id)}")
+
+
+def _run_link(run_id: object) -> str:
+    from deployments.decide import prefect_api
+
+    return f"{prefect_api(context()).removesuffix('/api')}/runs/flow-run/{run_id}"
 
 
 def _result_line(result: Any) -> str:
@@ -503,7 +577,7 @@ def rollback(
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "rollback",
 ) -> None:
     """Redeploy the last good version (the one served before the current) on a stage."""
-    ctx = Context()
+    ctx = context()
     stages = ctx.policy().deployment
     if env not in ("prod", "qa"):
         raise InvalidInputError(f"--env: '{env}' is not prod or qa")

@@ -8,6 +8,7 @@
     │   ├── UnsafeUrlError         an outbound URL that is not https, not allowed, or private
     │   └── PolicyError            the policy file does not cover a case (e.g. no approval rule)
     ├── NotFoundError              a model, version, runtime or task that does not exist
+    │   └── InstallationNotFoundError  no running `mlc up`, and none configured
     ├── IllegalTransitionError     a life-cycle move the transition table forbids
     ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
     ├── AuditChainError            the audit log's hash chain is broken
@@ -54,6 +55,10 @@ class UnsafeUrlError(InvalidInputError):
 
 class NotFoundError(MlcError):
     """Something named does not exist."""
+
+
+class InstallationNotFoundError(NotFoundError):
+    """No running installation answers, and MLC_HOME / MLC_DATABASE_URL name none."""
 
 
 class IllegalTransitionError(MlcError):

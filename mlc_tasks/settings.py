@@ -69,6 +69,12 @@ class MlcSettings(BaseSettings):
     notify_port: int = Field(
         default=8710, ge=1, le=65535,
         description="Port of the inbound notification endpoint mlc up starts.")
+    api_port: int = Field(
+        default=8700, ge=1, le=65535,
+        description="Port of the installation's API (`mlc up`): where commands find it, reports.")
+    api_url: str | None = Field(
+        default=None,
+        description="The installation's API the CLI uses; default: http://host:api_port.")
     heartbeat_seconds: float = Field(default=15.0, gt=0, description="Runtime heartbeat period.")
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
@@ -113,6 +119,9 @@ class MlcSettings(BaseSettings):
 
     def artifact_url(self) -> str:
         return self.artifact_store_url or str(self.home / "artifacts")
+
+    def installation_url(self) -> str:
+        return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
 
     def prefect_api_url(self) -> str:
         return f"http://{self.host}:{self.prefect_port}/api"

@@ -30,6 +30,11 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not PG_URL and not os.environ.get("CI"), reason="MLC_TEST_DATABASE_URL not set"))]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Prefect servers the tests start send no telemetry: nothing leaves loopback."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
 @pytest.fixture(autouse=True)
 def no_outside_mlc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the MLC_ settings they set themselves."""

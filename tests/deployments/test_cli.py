@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mlc_tasks.registry import Registry
 from mlc_tasks.settings import MlcSettings
 from tests.conftest import mlc_bin, mlc_env
 
@@ -53,7 +54,7 @@ def test_submit_list_and_audit(mlc, examples_dir: Path) -> None:
     events = json.loads(mlc("audit", "credit-risk", "--json").stdout)
     assert [(e["actor"], e["action"]) for e in events] == [("ana", "model.created"),
                                                           ("ana", "version.submitted")]
-    assert "credit-risk" in mlc("versions", "credit-risk").stdout  # the table form
+    assert "\n1\tsubmitted\t" in mlc("versions", "credit-risk").stdout  # piped: one line each
 
 
 def test_bad_package_names_the_field_and_writes_nothing(mlc, package: Path) -> None:
@@ -72,7 +73,8 @@ def test_pickle_package_is_refused(mlc, package: Path) -> None:
     assert "pickle/joblib artifacts are refused" in done.stderr
 
 
-def test_unknown_names(mlc) -> None:
+def test_unknown_names(mlc, local_settings: MlcSettings) -> None:
+    Registry(local_settings.registry_url()).close()  # an installation with nothing in it
     assert "no model named 'ghost'" in mlc("versions", "ghost", ok=False).stderr
     assert "no model named 'ghost'" in mlc("deploy", "ghost", "1", "--tags", "env=qa",
                                            ok=False).stderr
@@ -153,7 +155,8 @@ def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_
     registry.close()
 
 
-def test_decisions_need_an_existing_open_task(mlc) -> None:
+def test_decisions_need_an_existing_open_task(mlc, local_settings: MlcSettings) -> None:
+    Registry(local_settings.registry_url()).close()
     assert "no human task 7" in mlc("approve", "7", "--as", "rita", ok=False).stderr
     assert "--action: 'maybe'" in mlc("review", "7", "--as", "rita", "--action", "maybe",
                                       ok=False).stderr
