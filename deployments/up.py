@@ -8,16 +8,27 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
-from deployments.context import current_user
+from deployments.context import Context, current_user
+from deployments.reconcile import (
+    PrefectRuns,
+    scheduled_runs,
+    settle_orphaned_runs,
+    silence_signal,
+)
 from mlc_tasks.errors import MlcError
+from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.run_health import silenced
 from mlc_tasks.settings import MlcSettings
 
 log = logging.getLogger(__name__)
 PYTHON = sys.executable
+SCHEDULE_CHECK_SECONDS = 60
+SCHEDULE_WINDOW = timedelta(minutes=20)
 
 
 class Supervisor:
@@ -28,17 +39,22 @@ class Supervisor:
         self.settings = settings
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.env = os.environ.copy()
+        self.env["MLC_HOME"] = str(settings.home.resolve())  # children see this installation
         self.env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")  # triggered runs start sooner
         self.logs = settings.home / "logs"
+        self.prefect: PrefectRuns | None = None
 
     def run(self, submit_paths: list[Path]) -> int:
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops us as Ctrl-C does
         signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
         try:
-            ui_url = self.start_prefect()
+            ui_url = self.ui_url = self.start_prefect()
             self.env["PREFECT_API_URL"] = self.api_url
+            self.prefect = PrefectRuns(self.api_url)
+            self.settle("its process ended with the previous `mlc up`")
             self.start_runtimes()
             self.start_notifications()
+            self.start_api()
             serve = self.spawn("serve", [PYTHON, "-m", "deployments.serve"])
             self.wait_for_triggers(serve)
             self.restart_waiting_runs()
@@ -91,6 +107,27 @@ class Supervisor:
         wait_healthy(f"http://{self.settings.host}:{self.settings.notify_port}/health",
                      "notification endpoint", 60, process)
 
+    def start_api(self) -> None:
+        """The installation's API: commands in any folder find this installation through it,
+        and browsers open stored reports from it."""
+        process = self.spawn("api", [PYTHON, "-m", "deployments.api"])
+        wait_healthy(f"http://{self.settings.host}:{self.settings.api_port}/health",
+                     "installation API", 60, process)
+
+    def settle(self, why: str) -> None:
+        """Runs of ours that claim to run while no process of ours runs them are crashed with
+        the reason, which also frees the concurrency slots they held."""
+        if self.prefect is None:
+            return
+        try:
+            settled = settle_orphaned_runs(self.prefect, why)
+        except MlcError as exc:
+            say(f"warning: runs left running could not be settled: {exc}")
+            return
+        if settled:
+            names = ", ".join(f"{r.name} ({r.deployment}, {r.state_name})" for r in settled)
+            say(f"settled {len(settled)} run(s) no process runs any more: {names}")
+
     def wait_for_triggers(self, serve: subprocess.Popen[bytes], seconds: float = 120) -> None:
         """Submitting before the deployments' triggers exist would lose the events."""
         deadline = time.monotonic() + seconds
@@ -132,10 +169,12 @@ class Supervisor:
         notify = f"http://{self.settings.host}:{self.settings.notify_port}/notifications"
         secret = ("MLC_NOTIFY_SECRET" if self.settings.notify_secret
                   else self.settings.home / "notify-secret")
+        api = f"http://{self.settings.host}:{self.settings.api_port}"
         say(f"""
 MLC is up.
   Prefect UI  {ui_url}
 {runtimes}
+  API         {api}  (`mlc` in any terminal finds this installation here)
   logs        {self.logs}
 
 Next, in another terminal (with .venv/bin on PATH):
@@ -161,19 +200,54 @@ Ctrl-C here stops everything.""")
         return process
 
     def watch(self) -> int:
+        next_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
         while True:
             for name, process in self.children:
                 if process.poll() is not None:
                     say(f"{name} exited with {process.returncode}; see {self.logs}/{name}.log")
                     return 1
+            if time.monotonic() >= next_check:
+                self.check_schedules()
+                next_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
             time.sleep(1)
 
+    def check_schedules(self) -> None:
+        """An alert for each scheduled deployment that has stopped doing its work (its runs
+        refused a slot, failing, or not starting): nothing may silence a schedule quietly."""
+        assert self.prefect is not None
+        try:
+            now = datetime.now(UTC)
+            quiet = silenced(scheduled_runs(self.prefect, now, SCHEDULE_WINDOW), now)
+            if not quiet:
+                return
+            ctx = Context(self.settings)
+            window = timedelta(minutes=self.settings.alert_suppression_minutes)
+            for silence in quiet:
+                signal_ = silence_signal(silence, self.ui_url)
+                alert, _ = AlertBook(ctx.registry).raise_alert(
+                    signal_, ctx.alert_channels_for(signal_), window)
+                say(f"alert {alert.id}: {alert.title}: {silence.reason}")
+            ctx.deliver_alerts()
+        except MlcError as exc:
+            say(f"warning: schedules not checked: {exc}")
+
     def stop_all(self) -> None:
-        for _name, process in reversed(self.children):
+        """Serving first, so its runs end while the Prefect server can still record how; then
+        whatever still claims to run is settled; then everything else."""
+        serving = [(n, p) for n, p in self.children if n == "serve"]
+        self.stop(serving)
+        if serving and self.prefect is not None and is_healthy(f"{self.api_url}/health"):
+            self.settle("stopped with `mlc up` (Ctrl-C); a waiting task continues when it "
+                        "starts again")
+        self.stop([(n, p) for n, p in self.children if n != "serve"])
+
+    @staticmethod
+    def stop(children: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
+        for _name, process in reversed(children):
             if process.poll() is None:
                 _kill_group(process, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        for _name, process in self.children:
+        for _name, process in children:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -120,6 +120,7 @@ def mlc_env(settings: MlcSettings) -> dict[str, str]:
     env.update(MLC_HOME=str(settings.home), MLC_DATABASE_URL=settings.registry_url(),
                MLC_ADMIN_TOKEN=TOKEN, MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
                MLC_NOTIFY_PORT=str(free_port()),  # `mlc up`s of parallel tests never collide
+               MLC_API_PORT=str(free_port()),
                PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens: events fail fast
     return env
 

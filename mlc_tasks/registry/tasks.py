@@ -47,8 +47,10 @@ class TaskBook:
             row = session.execute(
                 select(HumanTaskRow).where(HumanTaskRow.open_key == key).with_for_update()
             ).scalar_one_or_none()
-            if row is not None:
+            if row is not None:  # the run that waits now, and its link, replace the old
                 row.flow_run_id, row.holder = flow_run_id, holder
+                if detail.get("run_url"):
+                    row.detail = {**row.detail, "run_url": detail["run_url"]}
                 return self._record(session, row), False
             row = HumanTaskRow(open_key=key, kind=kind.value, status=TaskStatus.OPEN.value,
                                version_id=version_id, step=step, groups=groups, quorum=quorum,
