@@ -10,15 +10,21 @@ EXAMPLES := examples/credit-risk examples/house-prices
 
 setup: $(STAMP)
 
+# -qq keeps pip's own warnings out (errors still show); PYTHONWARNINGS keeps the build
+# backend's editable-install notice out. What is being installed is said before it starts.
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11" >&2; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (the first time takes a minute or two)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq --upgrade pip
+	@$(BIN)/python -c 'import tomllib; d = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; n = sum(1 for l in open("constraints.txt") if "==" in l); print("installing", ", ".join(x.split(";")[0].strip() for x in d[:6]), "and the rest of", n, "pinned packages (constraints.txt)")'
+	@PYTHONWARNINGS=ignore $(BIN)/python -m pip install -qq -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+	@echo "$(VENV) is ready"
 
 examples: $(STAMP)
-	$(BIN)/python examples/generate.py $(EXAMPLES)
+	@echo "generating the example packages and their data (examples/)"
+	@$(BIN)/python examples/generate.py $(EXAMPLES)
 
 # Starts the Prefect server, the qa and prod runtimes, serves every deployment and submits
 # the bundled examples. Ctrl-C stops all of it.
