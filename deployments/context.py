@@ -23,7 +23,7 @@ from mlc_tasks.channels import (
     SlackChannel,
     WebhookChannel,
 )
-from mlc_tasks.errors import NotFoundError, TransientError
+from mlc_tasks.errors import NotFoundError, RuntimeSelectionError, TransientError
 from mlc_tasks.outbound import OutboundPolicy
 from mlc_tasks.policy import Policy, load_policy, route_alert
 from mlc_tasks.registry import Registry, RuntimeRecord
@@ -46,15 +46,27 @@ class Context:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry(self.settings.registry_url())
+            self._registry = Registry(self.settings.registry_url(),
+                                      audit_key=self.settings.resolved_audit_key())
         return self._registry
 
     def store(self) -> ArtifactStore:
         return ArtifactStore(self.settings.artifact_url())
 
-    def runtime_client(self, url: str) -> RuntimeClient:
-        return RuntimeClient(url, self.settings.resolved_admin_token(),
+    def runtime_client(self, runtime: RuntimeRecord | str) -> RuntimeClient:
+        """A client holding that runtime's own admin token; given a URL, the runtime registered
+        (pinned) at it."""
+        record = runtime if isinstance(runtime, RuntimeRecord) else self._runtime_at(runtime)
+        return RuntimeClient(record.url, self.settings.resolved_runtime_token(record.name),
                              timeout=self.settings.request_timeout_seconds)
+
+    def _runtime_at(self, url: str) -> RuntimeRecord:
+        found = [r for r in self.registry.list_runtimes()
+                 if r.url.rstrip("/") == url.rstrip("/")]
+        if len(found) != 1:
+            names = ", ".join(r.name for r in found) or "none"
+            raise RuntimeSelectionError(f"runtimes registered at {url}: {names}; name one")
+        return found[0]
 
     def choose_runtime(self, tags: dict[str, str]) -> RuntimeRecord:
         """The one live runtime whose tags include all of `tags`."""

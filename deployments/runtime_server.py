@@ -1,7 +1,9 @@
 """Our scoring runtime: a FastAPI app that serves one model version at a time.
 
-Predict follows MLflow's scoring server (`POST /invocations` with `dataframe_split` or
-`dataframe_records`, answering `{"predictions": [...]}`); admin endpoints need the bearer token.
+Predict follows MLflow's scoring server (`POST /invocations` with JSON `dataframe_split` or
+`dataframe_records`, or CSV; answering `{"predictions": [...]}`), within limits on bytes, rows
+and media types. Admin endpoints need this runtime's own bearer token, and deploy only what the
+registry allows under the runtime's `env` tag.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import hmac
 import logging
 import platform
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,15 +23,34 @@ import sklearn
 import skops
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mlc_tasks import lifecycle
+from mlc_tasks import lifecycle, runtimes
 from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.capture import InputCapture
-from mlc_tasks.errors import InvalidInputError, MlcError, SchemaMismatchError, UnsafeArtifactError
+from mlc_tasks.errors import (
+    DeployRefusedError,
+    InvalidInputError,
+    MlcError,
+    NotFoundError,
+    RequestTooLargeError,
+    SchemaMismatchError,
+    ScoringRequestError,
+    UnsafeArtifactError,
+    UnsupportedMediaTypeError,
+)
 from mlc_tasks.registry import Registry
 from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest
-from mlc_tasks.scoring import frame_from_rows, rows_from_request
+from mlc_tasks.scoring import (
+    RequestLimits,
+    frame_from_rows,
+    media_type,
+    rows_from_body,
+    too_large,
+)
 from mlc_tasks.serialization import load_artifact
 
 log = logging.getLogger(__name__)
@@ -37,6 +58,37 @@ log = logging.getLogger(__name__)
 
 # Module level: FastAPI resolves string annotations against module globals.
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+
+
+class BoundedBody:
+    """ASGI middleware: no route reads more than `limit` body bytes (FastAPI reads a body
+    before it checks the caller's token). A declared Content-Length over the limit is answered
+    413 before anything is read; a longer stream is cut off at the chunk that passes it (FastAPI
+    passes on an HTTPException raised while it reads)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            answer = JSONResponse({"detail": too_large(int(declared), self.limit)}, 413)
+            await answer(scope, receive, send)
+            return
+        seen = 0
+
+        async def bounded() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise HTTPException(413, too_large(seen, self.limit, at_least=True))
+            return message
+
+        await self.app(scope, bounded, send)
 
 
 def capabilities() -> dict[str, Any]:
@@ -77,7 +129,8 @@ class ScoringSlot:
         if unreviewed:
             raise UnsafeArtifactError(f"types not reviewed on this runtime: {unreviewed}")
         data = fetch_verified(request.artifact_uri, request.artifact_sha256)
-        model = load_artifact(data, request.artifact_uri, request.trusted_types)
+        model = load_artifact(data, request.artifact_uri, request.trusted_types,
+                              sorted(self.reviewed_types))
         served = Served(request, model, datetime.now(UTC))
         try:  # warm up: a model that cannot score its own sample rows is refused
             predict(served, request.sample_rows)
@@ -89,10 +142,12 @@ class ScoringSlot:
             self.current = served
         return served
 
-    def rollback(self) -> Served:
+    def rollback(self, check: Callable[[Served], None]) -> Served:
+        """Serve the previous version again, if `check` (the registry) still allows it."""
         with self._lock:
             if self.previous is None:
                 raise InvalidInputError("no previous version to roll back to")
+            check(self.previous)
             self.current, self.previous = self.previous, self.current
             return self.current
 
@@ -109,30 +164,78 @@ def predict(served: Served, rows: list[dict[str, Any]], capture: InputCapture | 
     return predictions
 
 
+def score(served: Served, media: str, body: bytes, limits: RequestLimits,
+          capture: InputCapture | None) -> list[Any]:
+    rows = rows_from_body(body, media, served.request.input_schema, limits)
+    return predict(served, rows, capture)
+
+
+def scoring_refusal(exc: Exception) -> HTTPException:
+    """The answer to a scoring request the runtime will not score: 413 over a limit, 415 a
+    media type it does not read, 400 too deep or out of range, 422 not fitting the schema or
+    malformed."""
+    if isinstance(exc, RequestTooLargeError):
+        return HTTPException(413, str(exc))
+    if isinstance(exc, UnsupportedMediaTypeError):
+        return HTTPException(415, str(exc))
+    if isinstance(exc, ScoringRequestError):
+        return HTTPException(400, {"column": exc.column, "message": str(exc)})
+    if isinstance(exc, SchemaMismatchError):
+        return HTTPException(422, {"column": exc.column, "message": str(exc)})
+    return HTTPException(422, str(exc))
+
+
+def registered_request(registry: Registry, request: DeployRequest, env: str | None
+                       ) -> DeployRequest:
+    """The registry's version the request names, if this runtime may serve it; else 409 (503
+    when the registry does not answer)."""
+    try:
+        version = registry.get_version_by_id(request.version_id)
+        return runtimes.check_request(request, version, env)
+    except NotFoundError as exc:
+        raise HTTPException(409, f"deploy refused: the registry has no version "
+                                 f"{request.version_id} ({request.model}:{request.number})"
+                            ) from exc
+    except DeployRefusedError as exc:
+        raise HTTPException(409, f"deploy refused: {exc}") from exc
+    except SQLAlchemyError as exc:
+        raise HTTPException(503, f"the registry did not answer: {type(exc).__name__}") from exc
+
+
 def create_app(
     name: str, tags: dict[str, str], token: str, reviewed_types: list[str],
-    registry: Registry | None = None, public_url: str | None = None,
-    heartbeat_seconds: float = 15.0, capture: InputCapture | None = None,
+    registry: Registry, public_url: str, heartbeat_seconds: float = 15.0,
+    capture: InputCapture | None = None, limits: RequestLimits | None = None,
 ) -> FastAPI:
-    """The runtime app; with a registry it registers itself, restores what the registry says it
-    serves, and beats its heartbeat."""
+    """The runtime app: it registers itself, restores what the registry says it serves, beats
+    its heartbeat, and serves only what the registry allows under its `env` tag."""
     slot = ScoringSlot(reviewed_types)
+    env, limits = tags.get("env"), limits or RequestLimits()
+
+    def is_admin(authorization: str | None) -> bool:
+        scheme, _, given = (authorization or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                                  token.encode())
+
     def require_admin(creds: Credentials) -> None:
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(401, "admin endpoints need the runtime's bearer token")
 
+    def still_allowed(served: Served) -> None:
+        registered_request(registry, served.request, env)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        if registry is not None and public_url is not None:
-            registry.upsert_runtime(name, public_url, tags, capabilities())
-            await run_in_threadpool(_restore, registry, name, tags, slot)
-            threading.Thread(target=_beat, args=(registry, name, stop, heartbeat_seconds),
-                             daemon=True).start()
+        registry.upsert_runtime(name, public_url, tags, capabilities())
+        await run_in_threadpool(_restore, registry, name, tags, slot)
+        threading.Thread(target=_beat, args=(registry, name, stop, heartbeat_seconds),
+                         daemon=True).start()
         yield
         stop.set()
 
     app = FastAPI(title=f"mlc runtime {name}", lifespan=lifespan)
+    app.add_middleware(BoundedBody, limit=limits.max_bytes)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -142,8 +245,9 @@ def create_app(
 
     @app.post("/admin/deploy", dependencies=[Depends(require_admin)])
     def deploy(request: DeployRequest) -> dict[str, Any]:
+        registered = registered_request(registry, request, env)
         try:
-            served = slot.deploy(request)
+            served = slot.deploy(registered)
         except (InvalidInputError, OSError) as exc:
             raise HTTPException(422, f"deploy of {request.model}:{request.number} refused: "
                                      f"{exc}") from exc
@@ -153,7 +257,7 @@ def create_app(
     @app.post("/admin/rollback", dependencies=[Depends(require_admin)])
     def rollback() -> dict[str, Any]:
         try:
-            return slot.rollback().summary()
+            return slot.rollback(still_allowed).summary()
         except InvalidInputError as exc:
             raise HTTPException(409, str(exc)) from exc
 
@@ -163,13 +267,15 @@ def create_app(
         if served is None:
             raise HTTPException(503, f"runtime {name} serves no model yet")
         try:
-            rows = rows_from_request(await http.json())
-            keep = None if http.headers.get(SMOKE_TEST_HEADER) else capture
-            predictions = await run_in_threadpool(predict, served, rows, keep)
-        except SchemaMismatchError as exc:
-            raise HTTPException(422, {"column": exc.column, "message": str(exc)}) from exc
-        except (ValueError, TypeError) as exc:  # malformed body
-            raise HTTPException(422, str(exc)) from exc
+            media = media_type(http.headers.get("content-type"))
+            body = await http.body()  # bounded by BoundedBody
+            # only our own checks, which hold the admin token, may score without being kept
+            smoke = http.headers.get(SMOKE_TEST_HEADER) and is_admin(
+                http.headers.get("authorization"))
+            predictions = await run_in_threadpool(score, served, media, body, limits,
+                                                  None if smoke else capture)
+        except (InvalidInputError, ValueError, TypeError) as exc:  # TypeError: malformed body
+            raise scoring_refusal(exc) from exc
         return {"predictions": predictions}
 
     return app

@@ -5,16 +5,25 @@
     │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
     │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
     │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
+    │   ├── ScoringRequestError    a scoring request too deep or with a number out of range (400)
+    │   │   ├── RequestTooLargeError       body bytes or rows over the runtime's limit (413)
+    │   │   └── UnsupportedMediaTypeError  not application/json or text/csv (415)
     │   ├── UnsafeUrlError         an outbound URL that is not https, not allowed, or private
+    │   │   └── UnsafeLocationError  a data location outside the allowed roots, or with
+    │   │                            credentials, a query string or a refused protocol
     │   └── PolicyError            the policy file does not cover a case (e.g. no approval rule)
     ├── NotFoundError              a model, version, runtime or task that does not exist
     │   └── InstallationNotFoundError  no running `mlc up`, and none configured
     ├── IllegalTransitionError     a life-cycle move the transition table forbids
     ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
+    ├── RuntimePinnedError         a runtime registering at another URL than it was pinned to
+    ├── DeployRefusedError         a runtime refused a version the registry does not allow there
     ├── AuditChainError            the audit log's hash chain is broken
+    ├── AuditKeyError              no audit key, or not the key the log is sealed with
     ├── TaskClosedError            a decision on a human task that is no longer open
     ├── SmokeTestError             a runtime took a version but does not serve it correctly
     ├── PermanentDeliveryError     a channel refused an alert (400, 401, 403, 404): not retried
+    ├── SandboxUnavailableError    package code cannot run contained here (no bubblewrap)
     └── TransientError             I/O that may succeed if tried again
         ├── RuntimeUnavailableError  a runtime did not answer
         └── DeliveryFailedError      a channel failed (5xx, timeout, refused): retried
@@ -49,8 +58,29 @@ class SchemaMismatchError(InvalidInputError):
         self.column = column
 
 
+class ScoringRequestError(InvalidInputError):
+    """A scoring request the runtime will not read; `column` names the column when one is at
+    fault."""
+
+    def __init__(self, message: str, column: str | None = None) -> None:
+        super().__init__(message)
+        self.column = column
+
+
+class RequestTooLargeError(ScoringRequestError):
+    """A scoring request with more bytes or rows than the runtime takes."""
+
+
+class UnsupportedMediaTypeError(ScoringRequestError):
+    """A scoring request in a media type the runtime does not read."""
+
+
 class UnsafeUrlError(InvalidInputError):
     """An outbound URL we refuse to call."""
+
+
+class UnsafeLocationError(UnsafeUrlError):
+    """A data or artifact location we refuse to read or write (mlc_tasks/locations.py)."""
 
 
 class NotFoundError(MlcError):
@@ -69,8 +99,26 @@ class RuntimeSelectionError(MlcError):
     """Runtime tags matched none or several runtimes."""
 
 
+class RuntimePinnedError(MlcError):
+    """A runtime's URL is pinned at its first registration; another URL needs an explicit
+    re-pin."""
+
+
+class DeployRefusedError(MlcError):
+    """The registry does not allow this version on this runtime (its state, or the request
+    differs from the registered version)."""
+
+
 class AuditChainError(MlcError):
     """The audit log was edited or rows were removed."""
+
+
+class AuditKeyError(MlcError):
+    """The audit log cannot be written (or checked) without its key, nor with another key."""
+
+
+class SandboxUnavailableError(MlcError):
+    """Package code would run uncontained: no sandbox here, and running without one is off."""
 
 
 class TransientError(MlcError):

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mlc_tasks import lifecycle
 from mlc_tasks.errors import (
+    DeployRefusedError,
+    IllegalTransitionError,
     InvalidInputError,
     MlcError,
     RuntimeSelectionError,
@@ -90,6 +92,28 @@ class DeployRequest(BaseModel):
         )
 
 
+def check_request(request: DeployRequest, version: VersionRecord, env: str | None
+                  ) -> DeployRequest:
+    """What a runtime may serve for a deploy request: the registry's own version, and only when
+    the request names it exactly (artifact URI and sha256 included) and its state allows the
+    runtime's env. DeployRefusedError names the mismatch or the state."""
+    try:
+        registered = DeployRequest.for_version(version)
+    except InvalidInputError as exc:
+        raise DeployRefusedError(str(exc)) from exc
+    differs = [f for f in DeployRequest.model_fields
+               if getattr(request, f) != getattr(registered, f)]
+    if differs:
+        raise DeployRefusedError(f"the request differs from the registry's {version.ref} in "
+                                 f"{', '.join(differs)}")
+    try:
+        lifecycle.check_deployable(version.state, env)
+    except IllegalTransitionError as exc:
+        raise DeployRefusedError(f"the registry has {version.ref} as {version.state}: "
+                                 f"{exc}") from exc
+    return registered
+
+
 class RuntimeClient:
     """HTTP client for one runtime's admin and health endpoints."""
 
@@ -150,7 +174,11 @@ def deploy_version(
     """Deploy onto the runtime, smoke-test it, then record it. Checks run before the runtime is
     touched; if the runtime fails or the smoke test does, the runtime goes back to what it
     served and the registry is unchanged. Returns None when the runtime already serves the
-    version and the registry knows it (nothing done twice)."""
+    version and the registry knows it (nothing done twice). The client must talk to that
+    runtime (with that runtime's token)."""
+    if client.url != runtime.url.rstrip("/"):
+        raise InvalidInputError(f"the client talks to {client.url}, not to runtime "
+                                f"{runtime.name} at {runtime.url}")
     lifecycle.check_deployable(version.state, runtime.tags.get("env"))
     request = DeployRequest.for_version(version)
     current = registry.current_deployment(runtime.name)

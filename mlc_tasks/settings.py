@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.sandbox import SandboxLimits
+
+RUNTIME_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"  # also names its token file under home
 
 
 class RuntimeConfig(BaseModel):
@@ -15,7 +21,7 @@ class RuntimeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(pattern=RUNTIME_NAME)
     tags: dict[str, str]
     port: int = Field(ge=1, le=65535)
 
@@ -50,11 +56,27 @@ class MlcSettings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token for runtime admin endpoints; default: generated under home.",
+        description="One bearer token for the admin endpoints of every runtime (then the QA "
+                    "token opens production too); unset: each runtime has its own.",
+    )
+    runtime_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Admin bearer token per runtime name, JSON ({"prod": "..."}); a runtime '
+                    "not listed (and no admin_token): one generated for it under home.",
     )
     notify_secret: SecretStr | None = Field(
         default=None,
         description="HMAC key notifications are signed with; default: generated under home.",
+    )
+    audit_key: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="HMAC key the audit log is sealed with (32+ characters; keep it off the "
+                    "database host); default: generated once under home (audit-key).",
+    )
+    audit_anchor_url: str | None = Field(
+        default=None,
+        description="fsspec URL of a folder where `mlc audit anchor` writes the log's head, one "
+                    "object each (use object-locked storage); default: home/audit-anchors.",
     )
     trusted_types: list[str] = Field(
         default_factory=lambda: list(REVIEWED_TYPES),
@@ -79,6 +101,17 @@ class MlcSettings(BaseSettings):
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
     request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1,
+        description="Largest scoring request body a runtime reads; beyond: 413.")
+    max_rows: int = Field(default=10_000, ge=1,
+                          description="Most rows in one scoring request; beyond: 413.")
+    capture_max_rows_per_day: int = Field(
+        default=100_000, ge=0,
+        description="Scoring inputs a runtime keeps per model and UTC day for the drift monitor.")
+    capture_max_bytes_per_day: int = Field(
+        default=50 * 1024 * 1024, ge=0,
+        description="Bytes of scoring inputs a runtime keeps per model and UTC day.")
     deploy_retry_delays: list[float] = Field(
         default_factory=lambda: [2.0, 10.0],
         description="Waits before retrying a deploy to a runtime that did not answer.")
@@ -109,6 +142,26 @@ class MlcSettings(BaseSettings):
         description="Hosts (and their subdomains) alerts may be sent to.")
     allow_http_loopback: bool = Field(
         default=False, description="Allow plain http to 127.0.0.1 (tests and local receivers).")
+    data_roots: list[str] = Field(
+        default_factory=list,
+        description="Where model data may be read and written besides home/data and the "
+                    "artifact store: absolute folders, or s3://, gs://, az://, https:// "
+                    "prefixes (a JSON list).")
+
+    allow_unsandboxed_code: bool = Field(
+        default=False,
+        description="Run package code (metrics functions) without bubblewrap; logged loudly.")
+    package_code_seconds: float = Field(
+        default=300.0, gt=0, description="Wall-clock limit of one run of package code.")
+    package_code_memory_mb: int = Field(
+        default=2048, ge=64, description="Address-space limit of package code (MB).")
+
+    def sandbox_limits(self) -> SandboxLimits:
+        """The limits package code runs under (mlc_tasks/sandbox.py)."""
+        return SandboxLimits(seconds=self.package_code_seconds,
+                             cpu_seconds=int(self.package_code_seconds),
+                             memory_bytes=self.package_code_memory_mb << 20,
+                             allow_unsandboxed=self.allow_unsandboxed_code)
 
     def capture_dir(self) -> Path:
         """Where runtimes keep the scoring inputs they saw (read by the drift monitor)."""
@@ -120,6 +173,10 @@ class MlcSettings(BaseSettings):
     def artifact_url(self) -> str:
         return self.artifact_store_url or str(self.home / "artifacts")
 
+    def allowed_data_roots(self) -> list[str]:
+        """Every prefix a data location may lie under (mlc_tasks/locations.py)."""
+        return [str(self.home / "data"), self.artifact_url(), *self.data_roots]
+
     def installation_url(self) -> str:
         return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
 
@@ -129,6 +186,25 @@ class MlcSettings(BaseSettings):
     def resolved_admin_token(self) -> str:
         """The configured token, or one generated once and kept (mode 0600) under home."""
         return self._resolved_secret(self.admin_token, "admin-token")
+
+    def resolved_runtime_token(self, runtime: str) -> str:
+        """One runtime's admin token: configured for it by name, else admin_token when set (it
+        opens every runtime), else one generated once for it (mode 0600) under home."""
+        if not re.fullmatch(RUNTIME_NAME, runtime):
+            raise InvalidInputError(f"runtime name '{runtime}' is not {RUNTIME_NAME}")
+        configured = self.runtime_tokens.get(runtime, self.admin_token)
+        if configured is not None and not configured.get_secret_value():
+            raise InvalidInputError(f"the admin token configured for runtime '{runtime}' is "
+                                    "empty")
+        return self._resolved_secret(configured, f"runtime-token-{runtime}")
+
+    def resolved_audit_key(self) -> str:
+        """The configured audit key, or one generated once and kept (mode 0600) under home;
+        every process that writes the registry must resolve the same key."""
+        return self._resolved_secret(self.audit_key, "audit-key")
+
+    def anchor_url(self) -> str:
+        return self.audit_anchor_url or str(self.home / "audit-anchors")
 
     def resolved_notify_secret(self) -> str:
         """The configured notification key, or one generated once and kept (mode 0600) under

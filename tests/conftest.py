@@ -3,6 +3,7 @@ generated example packages, and real runtime processes on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -42,6 +43,16 @@ def no_outside_mlc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key)
 
 
+@pytest.fixture(autouse=True)
+def data_roots(no_outside_mlc_settings: None, monkeypatch: pytest.MonkeyPatch,
+               tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> list[str]:
+    """Where a test's model data may lie (MLC_DATA_ROOTS, seen by every MlcSettings built from
+    here on): its own folder and the generated examples' daily data, nothing wider."""
+    roots = [str(tmp_path), str(examples_root(tmp_path_factory) / "daily")]
+    monkeypatch.setenv("MLC_DATA_ROOTS", json.dumps(roots))
+    return roots
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty registry database on each backend."""
@@ -79,7 +90,7 @@ def local_settings(tmp_path: Path) -> MlcSettings:
 
 @pytest.fixture
 def registry(settings: MlcSettings) -> Iterator[Registry]:
-    reg = Registry(settings.registry_url())
+    reg = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
     yield reg
     reg.close()
 
@@ -92,7 +103,8 @@ def store(settings: MlcSettings) -> ArtifactStore:
 @pytest.fixture(scope="session")
 def examples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled example packages, generated once per session (data and artifacts)."""
-    target = tmp_path_factory.mktemp("examples")
+    target = examples_root(tmp_path_factory)
+    target.mkdir()
     for name in ("credit-risk", "house-prices"):
         shutil.copytree(REPO / "examples" / name, target / name,
                         ignore=shutil.ignore_patterns("data", "model.skops"))
@@ -100,6 +112,11 @@ def examples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     str(target / "credit-risk"), str(target / "house-prices")],
                    check=True, capture_output=True)
     return target
+
+
+def examples_root(factory: pytest.TempPathFactory) -> Path:
+    """Where the session's examples are generated: known before they are."""
+    return factory.getbasetemp() / "examples"
 
 
 @pytest.fixture
@@ -118,10 +135,13 @@ def mlc_env(settings: MlcSettings) -> dict[str, str]:
     """Environment for an `mlc` process that uses these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLC_")}
     env.update(MLC_HOME=str(settings.home), MLC_DATABASE_URL=settings.registry_url(),
-               MLC_ADMIN_TOKEN=TOKEN, MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
+               MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
                MLC_NOTIFY_PORT=str(free_port()),  # `mlc up`s of parallel tests never collide
                MLC_API_PORT=str(free_port()),
+               MLC_DATA_ROOTS=json.dumps(settings.data_roots),
                PREFECT_API_URL="http://127.0.0.1:9/api")  # nothing listens: events fail fast
+    if settings.admin_token is not None:  # else each runtime generates its own under home
+        env["MLC_ADMIN_TOKEN"] = settings.admin_token.get_secret_value()
     return env
 
 

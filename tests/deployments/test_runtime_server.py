@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
+from fastapi import Depends, FastAPI, HTTPException
+from pydantic import BaseModel
+from sqlalchemy import update
 
+from deployments.context import Context
+from deployments.runtime_server import BoundedBody
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import MlcError, RuntimeUnavailableError
 from mlc_tasks.lifecycle import State
-from mlc_tasks.registry import Registry
-from mlc_tasks.runtimes import DeployRequest, RuntimeClient, deploy_version
+from mlc_tasks.registry import Registry, VersionRecord
+from mlc_tasks.registry.tables import VersionRow
+from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest, RuntimeClient, deploy_version
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, RuntimeProcess, mlc_bin, mlc_env
 
 
 @pytest.fixture
 def local_registry(local_settings: MlcSettings):
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     yield registry
     registry.close()
 
@@ -176,25 +187,32 @@ def test_prod_refuses_an_unapproved_version_before_touching_the_runtime(
 
 
 
+def edit_version(registry: Registry, version: VersionRecord, **values) -> VersionRecord:
+    """Change a registered version behind the registry's back (a bad registration)."""
+    with registry.transaction() as session:
+        session.execute(update(VersionRow).where(VersionRow.id == version.id).values(**values))
+    return registry.get_version_by_id(version.id)
+
+
 def test_failed_warm_up_keeps_the_served_version(start_runtime, local_registry, versions,
                                                  examples_dir) -> None:
     runtime = start_runtime()
     deploy(local_registry, runtime, versions["credit-risk"])
-    # house-prices' artifact declared with credit-risk's schema cannot score its sample rows
-    request = DeployRequest.for_version(versions["house-prices"]).model_copy(
-        update={"input_schema": versions["credit-risk"].input_schema,
-                "sample_rows": versions["credit-risk"].sample_rows})
+    # house-prices' artifact registered with credit-risk's schema cannot score its sample rows
+    credit = versions["credit-risk"]
+    bad = edit_version(local_registry, versions["house-prices"],
+                       input_schema=[c.model_dump() for c in credit.input_schema],
+                       sample_rows=credit.sample_rows)
     with pytest.raises(MlcError, match="warm-up on the sample rows failed"):
-        RuntimeClient(runtime.url, TOKEN).deploy(request)
+        RuntimeClient(runtime.url, TOKEN).deploy(DeployRequest.for_version(bad))
     assert httpx.get(f"{runtime.url}/health").json()["deployed"]["model"] == "credit-risk"
 
 
-def test_runtime_trusts_only_types_it_reviewed(start_runtime, versions) -> None:
+def test_runtime_trusts_only_types_it_reviewed(start_runtime, local_registry, versions) -> None:
     runtime = start_runtime()
-    request = DeployRequest.for_version(versions["credit-risk"]).model_copy(
-        update={"trusted_types": ["os.system"]})
+    bad = edit_version(local_registry, versions["credit-risk"], trusted_types=["os.system"])
     with pytest.raises(MlcError, match=r"types not reviewed on this runtime: \['os.system'\]"):
-        RuntimeClient(runtime.url, TOKEN).deploy(request)
+        RuntimeClient(runtime.url, TOKEN).deploy(DeployRequest.for_version(bad))
 
 
 def test_runtime_restarted_as_prod_does_not_restore_an_unapproved_version(
@@ -216,3 +234,269 @@ def test_malformed_bodies_are_422(start_runtime, local_registry, versions) -> No
     bad_json = httpx.post(f"{runtime.url}/invocations", content=b"{not json",
                           headers={"Content-Type": "application/json"})
     assert bad_json.status_code == 422
+
+
+# ---- runtimes check what they are told --------------------------------------------------------
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def health(runtime) -> dict:
+    return httpx.get(f"{runtime.url}/health").json()
+
+
+def approve(registry: Registry, version: VersionRecord) -> VersionRecord:
+    registry.transition(version.id, State.TESTED, "ci")
+    return registry.transition(version.id, State.APPROVED, "risk-officer")
+
+
+def test_deploy_of_a_rejected_version_with_a_valid_token_is_refused_naming_the_state(
+        start_runtime, local_registry, versions) -> None:
+    prod, qa = start_runtime("prod", "env=prod"), start_runtime("qa", "env=qa")
+    house = versions["house-prices"]
+    request = DeployRequest.for_version(house).model_dump(mode="json")  # the request has no state
+    local_registry.transition(house.id, State.REJECTED, "risk-officer", "overfits")
+    audit_before = len(local_registry.audit_events())
+    for runtime in (prod, qa):
+        answer = httpx.post(f"{runtime.url}/admin/deploy", json=request, headers=bearer(TOKEN))
+        assert answer.status_code == 409
+        assert "the registry has house-prices:1 as rejected" in answer.json()["detail"]
+        assert health(runtime)["deployed"] is None
+    assert local_registry.deployments("house-prices") == []
+    assert len(local_registry.audit_events()) == audit_before
+
+
+def test_prod_refuses_an_unapproved_version_that_qa_takes(start_runtime, versions) -> None:
+    prod, qa = start_runtime("prod", "env=prod"), start_runtime("qa", "env=qa")
+    request = DeployRequest.for_version(versions["credit-risk"]).model_dump(mode="json")
+    refused = httpx.post(f"{prod.url}/admin/deploy", json=request, headers=bearer(TOKEN))
+    assert refused.status_code == 409
+    assert "as submitted: production takes approved versions only" in refused.json()["detail"]
+    taken = httpx.post(f"{qa.url}/admin/deploy", json=request, headers=bearer(TOKEN))
+    assert taken.status_code == 200 and health(qa)["deployed"]["model"] == "credit-risk"
+
+
+def test_a_request_that_is_not_the_registrys_version_is_refused(start_runtime, versions) -> None:
+    runtime = start_runtime()
+    credit, house = versions["credit-risk"], versions["house-prices"]
+    genuine = DeployRequest.for_version(credit)
+    swapped = genuine.model_copy(update={"artifact_uri": house.artifact_uri,
+                                         "artifact_sha256": house.artifact_sha256})
+    unknown = genuine.model_copy(update={"version_id": "0" * 32})
+    for request, message in [
+        (swapped, "differs from the registry's credit-risk:1 in artifact_uri, artifact_sha256"),
+        (unknown, f"the registry has no version {'0' * 32}")]:
+        answer = httpx.post(f"{runtime.url}/admin/deploy", json=request.model_dump(mode="json"),
+                            headers=bearer(TOKEN))
+        assert answer.status_code == 409 and message in answer.json()["detail"]
+    assert health(runtime)["deployed"] is None
+
+
+def test_rollback_only_to_a_version_the_registry_still_allows(start_runtime, local_registry,
+                                                             versions) -> None:
+    runtime = start_runtime()
+    credit, house = versions["credit-risk"], versions["house-prices"]
+    deploy(local_registry, runtime, credit)
+    deploy(local_registry, runtime, house)
+    local_registry.transition(credit.id, State.REJECTED, "risk-officer", "leaks the label")
+    with pytest.raises(MlcError, match=r"refused \(409\).*credit-risk:1 as rejected"):
+        RuntimeClient(runtime.url, TOKEN).rollback()
+    assert health(runtime)["deployed"]["model"] == "house-prices"
+
+
+@pytest.fixture
+def own_tokens(local_settings: MlcSettings):
+    """Runtimes started without MLC_ADMIN_TOKEN: each generates its own token under home."""
+    settings = MlcSettings(home=local_settings.home)
+    started: list[RuntimeProcess] = []
+
+    def start(name: str, tags: str) -> RuntimeProcess:
+        started.append(RuntimeProcess(settings, name, tags).start())
+        return started[-1]
+
+    yield settings, start
+    for runtime in started:
+        runtime.stop()
+
+
+def test_each_runtime_has_its_own_token_and_the_qa_token_does_not_open_prod(
+        own_tokens, local_registry, versions) -> None:
+    settings, start = own_tokens
+    qa, prod = start("qa", "env=qa"), start("prod", "env=prod")
+    qa_token, prod_token = (settings.resolved_runtime_token(n) for n in ("qa", "prod"))
+    assert len({qa_token, prod_token, TOKEN}) == 3
+    version = approve(local_registry, versions["house-prices"])
+    request = DeployRequest.for_version(version).model_dump(mode="json")
+    for token in (qa_token, TOKEN):
+        assert httpx.post(f"{prod.url}/admin/deploy", json=request,
+                          headers=bearer(token)).status_code == 401
+        assert httpx.post(f"{prod.url}/admin/rollback", headers=bearer(token)).status_code == 401
+    assert health(prod)["deployed"] is None
+    # the deploying code holds the token of the runtime it deploys to
+    ctx = Context(settings)
+    record = local_registry.get_runtime("prod")
+    assert deploy_version(local_registry, ctx.runtime_client(record), record, version, "flow")
+    assert ctx.runtime_client(prod.url).health()["deployed"]["version_id"] == version.id
+    with pytest.raises(MlcError, match=r"refused \(409\): no previous version"):
+        ctx.runtime_client(qa.url).rollback()
+
+
+def test_the_smoke_test_header_counts_only_with_the_admin_token(start_runtime, local_registry,
+                                                                versions, examples_dir) -> None:
+    runtime = start_runtime()
+    deploy(local_registry, runtime, versions["credit-risk"])
+    for headers in ({SMOKE_TEST_HEADER: "1"}, {SMOKE_TEST_HEADER: "1", **bearer("guess")},
+                    {SMOKE_TEST_HEADER: "1", **bearer(TOKEN)}):
+        answer = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir),
+                            headers=headers)
+        assert answer.status_code == 200
+    [captured] = (runtime.settings.capture_dir() / "credit-risk" / "v1").glob("*/qa.csv")
+    assert len(pd.read_csv(captured)) == 6  # the two without the token are ordinary traffic
+
+
+def test_a_runtime_cannot_move_to_another_url_unless_an_admin_repins_it(
+        start_runtime, local_settings, local_registry) -> None:
+    first = start_runtime("prod", "env=prod")
+    first.stop()
+    moved = RuntimeProcess(local_settings, "prod", "env=prod")  # another port
+    with pytest.raises(RuntimeError, match=f"error: runtime 'prod' is pinned to {first.url}; "
+                                           f"it cannot register at {moved.url}") as refused:
+        moved.start()
+    assert "Traceback" not in str(refused.value)
+    assert local_registry.get_runtime("prod").url == first.url
+    process = subprocess.Popen(
+        [mlc_bin(), "runtime", "start", "prod", "--tags", "env=prod", "--port", str(moved.port),
+         "--repin"], env=mlc_env(local_settings))
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{moved.url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health(moved)["name"] == "prod"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert local_registry.get_runtime("prod").url == moved.url
+    [repin] = [e for e in local_registry.audit_events() if e.action == "runtime.repinned"]
+    assert repin.actor == "tester" and repin.detail == {"from": first.url, "to": moved.url}
+
+
+# ---- predict has limits -----------------------------------------------------------------------
+
+ROW = [1000.0, 0.2, 40, 3, "north"]
+
+
+def records_body(**row) -> bytes:
+    return json.dumps({"dataframe_records": [{"income": 1000.0, "debt_ratio": 0.2, "age": 40,
+                                              "employment_years": 3, "region": "north",
+                                              **row}]}).encode()
+
+
+def refusals(columns: list[str]) -> list[tuple[bytes, str, int, str]]:
+    """(body, content type, status, what the answer names) for each request refused."""
+    rows = json.dumps({"dataframe_split": {"columns": columns, "data": [ROW] * 200_000}})
+    csv_head = ",".join(columns)
+    return [
+        (rows.encode(), "application/json", 413, "200000 rows; a request takes at most 10000"),
+        (records_body(), "text/plain", 415, "content type 'text/plain' is not read here"),
+        (records_body(), "application/x-www-form-urlencoded", 415, "not read here"),
+        (records_body(), "", 415, "content type 'none'"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "nested too deep"),
+        (records_body().replace(b"1000.0", b"9" * 400), "application/json", 400,
+         "a number of 400 digits is out of range"),
+        (records_body().replace(b"1000.0", b"NaN"), "application/json", 400, "NaN is not"),
+        (records_body().replace(b"1000.0", b"1e999"), "application/json", 400,
+         "1e999 is out of range for a float"),
+        (records_body(age=2**63), "application/json", 400, "column 'age'"),
+        (f"{csv_head}\ninf,0.2,40,3,north\n".encode(), "text/csv", 400,
+         "column 'income', CSV line 2: 'inf' is not a finite number"),
+        (f"{csv_head}\nlots,0.2,40,3,north\n".encode(), "text/csv", 422,
+         "column 'income', CSV line 2: expects float, got 'lots'"),
+        (b"income,age\n1,2\n", "text/csv", 422, "column 'debt_ratio' is missing"),
+    ]
+
+
+def test_invocations_refuse_what_they_do_not_read_and_never_fail(
+        start_runtime, local_registry, versions, examples_dir) -> None:
+    runtime = start_runtime()
+    credit = versions["credit-risk"]
+    deploy(local_registry, runtime, credit)
+    for body, content_type, status, named in refusals([c.name for c in credit.input_schema]):
+        answer = httpx.post(f"{runtime.url}/invocations", content=body,
+                            headers={"Content-Type": content_type}, timeout=60)
+        assert (answer.status_code, named in answer.text) == (status, True), answer.text[:300]
+    assert not list((runtime.settings.capture_dir()).rglob("*.csv"))  # nothing kept
+    good = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir)).json()
+    split = sample(examples_dir)["dataframe_split"]
+    lines = [",".join(split["columns"])] + [",".join(map(str, r)) for r in split["data"]]
+    as_csv = httpx.post(f"{runtime.url}/invocations", content="\n".join(lines) + "\n",
+                        headers={"Content-Type": "text/csv; charset=utf-8"})
+    assert as_csv.status_code == 200 and as_csv.json() == good
+
+
+def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent(
+        start_runtime, local_registry, versions) -> None:
+    runtime = start_runtime()
+    deploy(local_registry, runtime, versions["credit-risk"])
+    with socket.create_connection(("127.0.0.1", runtime.port), timeout=30) as sock:
+        sock.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{")
+        answer = sock.recv(65536)  # the server answers without waiting for the 100 MB
+    assert answer.startswith(b"HTTP/1.1 413")
+    assert b"at most 10485760 bytes (MLC_MAX_REQUEST_BYTES)" in answer
+    assert health(runtime)["status"] == "ok"
+
+
+# ---- no route reads more than the limit (in process: the middleware itself) -------------------
+
+class Body(BaseModel):
+    rows: list[int]
+
+
+def bounded_app(limit: int) -> FastAPI:
+    def refuse() -> None:
+        raise HTTPException(401, "no token")
+
+    app = FastAPI()
+    app.add_middleware(BoundedBody, limit=limit)
+
+    @app.post("/admin/deploy", dependencies=[Depends(refuse)])
+    def admin(body: Body) -> dict:
+        return {}
+
+    return app
+
+
+def call(app: FastAPI, chunks: list[bytes], declared: int | None = None) -> tuple[int, int]:
+    """POST the chunks to /admin/deploy: (status, how many chunks the app took)."""
+    taken: list[int] = []
+    sent: list[dict] = []
+    headers = [(b"content-type", b"application/json")]
+    if declared is not None:
+        headers.append((b"content-length", str(declared).encode()))
+    scope = {"type": "http", "method": "POST", "path": "/admin/deploy", "raw_path":
+             b"/admin/deploy", "query_string": b"", "headers": headers, "http_version": "1.1",
+             "scheme": "http", "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1),
+             "root_path": ""}
+
+    async def receive() -> dict:
+        taken.append(1)
+        return {"type": "http.request", "body": chunks[len(taken) - 1],
+                "more_body": len(taken) < len(chunks)}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], len(taken)
+
+
+def test_a_body_is_read_only_up_to_the_limit_even_where_the_token_is_wrong() -> None:
+    app = bounded_app(limit=20)
+    assert call(app, [b'{"rows": ', b"[1]}"]) == (401, 2)  # small: read, then refused
+    assert call(app, [b"[1, 2, 3, "] * 100) == (413, 3)  # stopped at the chunk past the limit
+    assert call(app, [b"[1, 2, 3, "] * 100, declared=1000) == (413, 0)  # nothing read

@@ -4,6 +4,7 @@ the monitoring flows."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,8 @@ class Stack:
         self.policy_file = home.parent / "policy.yaml"
         self.runtimes = {name: RuntimeProcess(self.settings, name, f"env={name}").start()
                          for name in ("qa", "prod")}
-        self.registry = Registry(self.settings.registry_url())
+        self.registry = Registry(self.settings.registry_url(),
+                                 audit_key=self.settings.resolved_audit_key())
         self.store = ArtifactStore(self.settings.artifact_url())
 
     def stop(self) -> None:
@@ -58,7 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def in_prod(local_settings: MlcSettings, examples_dir: Path, tmp_path: Path,
             monkeypatch: pytest.MonkeyPatch) -> tuple[Registry, Path]:
     """credit-risk:1 serving production (as the registry records it), its daily data in a
-    private copy, and a policy with reachable thresholds."""
+    private copy (the one data root: tmp/pkg/daily), and a policy with reachable thresholds."""
     package = Path(shutil.copytree(examples_dir / "credit-risk", tmp_path / "pkg" / "credit-risk"))
     daily = Path(shutil.copytree(examples_dir / "daily" / "credit-risk",
                                  tmp_path / "pkg" / "daily" / "credit-risk"))
@@ -66,9 +68,11 @@ def in_prod(local_settings: MlcSettings, examples_dir: Path, tmp_path: Path,
     policy.write_text(yaml.safe_dump({"thresholds": {"classification": {
         "roc_auc": {"min": 0.6}}}}))
     for key, value in {"MLC_HOME": str(local_settings.home), "MLC_ADMIN_TOKEN": TOKEN,
-                       "MLC_POLICY_FILE": str(policy)}.items():
+                       "MLC_POLICY_FILE": str(policy),
+                       "MLC_DATA_ROOTS": json.dumps([str(daily.parent)])}.items():
         monkeypatch.setenv(key, value)
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     version, _ = submit_package(package, registry, ArtifactStore(local_settings.artifact_url()),
                                 list(REVIEWED_TYPES), "ana")
     registry.add_test_result(run_test_job.fn(version), "tester")  # its own test: the baseline

@@ -1,15 +1,22 @@
+import stat
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from mlc_tasks.errors import InvalidInputError, RuntimeSelectionError
-from mlc_tasks.registry import DeploymentRecord, RuntimeRecord
+from mlc_tasks.errors import DeployRefusedError, InvalidInputError, RuntimeSelectionError
+from mlc_tasks.lifecycle import State
+from mlc_tasks.registry import DeploymentRecord, RuntimeRecord, VersionRecord
 from mlc_tasks.runtimes import (
+    DeployRequest,
+    check_request,
     live_runtimes,
     parse_tags,
     rollback_target,
     select_runtime,
 )
+from mlc_tasks.scoring import Column
+from mlc_tasks.settings import MlcSettings
 
 
 def runtime(name: str, **tags: str) -> RuntimeRecord:
@@ -95,3 +102,100 @@ def test_rollback_goes_to_the_version_served_before_the_current() -> None:
 def test_rollback_without_a_target_says_why(history, message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         rollback_target(history, "prod")
+
+
+# ---- what a runtime may serve: the registry's version, in a state its env allows --------------
+
+def version(state: State = State.APPROVED, **changes: object) -> VersionRecord:
+    return VersionRecord(
+        id="v1", model="house-prices", number=1, state=state, created_by="ana",
+        created_at=datetime(2026, 1, 1), source_sha256="s" * 64,
+        artifact_uri="/store/aa.skops", artifact_sha256="a" * 64, format="skops",
+        artifact_types=[], trusted_types=[], label="price", metrics=["rmse"],
+        input_schema=[Column(name="rooms", dtype="int")], sensitive_attributes=[],
+        sample_rows=[{"rooms": 3}], training=None, parent_version_id=None,
+        training_data_sha256=None, parameters={}, seed=None, package_uri=None,
+    ).model_copy(update=changes)
+
+
+@pytest.mark.parametrize(("state", "env"), [
+    (State.APPROVED, "prod"), (State.DEPLOYED, "prod"), (State.TESTED, "qa"),
+    (State.SUBMITTED, "qa"), (State.TESTED, None)])
+def test_the_registered_version_is_served_where_its_state_allows(state: State, env: str) -> None:
+    registered = version(state)
+    request = DeployRequest.for_version(registered)
+    assert check_request(request, registered, env) == request
+
+
+@pytest.mark.parametrize(("state", "env", "message"), [
+    (State.REJECTED, "prod", "house-prices:1 as rejected: a rejected version cannot be deployed"),
+    (State.REJECTED, "qa", "as rejected"), (State.RETIRED, "qa", "as retired"),
+    (State.FAILED, "prod", "as failed"),
+    (State.TESTED, "prod", "as tested: production takes approved versions only")])
+def test_a_state_the_env_does_not_allow_is_refused_naming_it(state: State, env: str,
+                                                            message: str) -> None:
+    registered = version(state)
+    with pytest.raises(DeployRefusedError, match=message):
+        check_request(DeployRequest.for_version(registered), registered, env)
+
+
+@pytest.mark.parametrize(("change", "fields"), [
+    ({"artifact_sha256": "b" * 64}, "artifact_sha256"),
+    ({"artifact_uri": "/elsewhere/bb.skops", "artifact_sha256": "b" * 64},
+     "artifact_uri, artifact_sha256"),
+    ({"trusted_types": ["builtins.exec"]}, "trusted_types"),
+    ({"input_schema": [Column(name="rooms", dtype="float")]}, "input_schema"),
+    ({"number": 2}, "number")])
+def test_a_request_that_differs_from_the_registry_is_refused_naming_the_fields(
+        change: dict, fields: str) -> None:
+    registered = version()
+    request = DeployRequest.for_version(registered).model_copy(update=change)
+    with pytest.raises(DeployRefusedError, match=f"differs from the registry's house-prices:1 "
+                                                 f"in {fields}$"):
+        check_request(request, registered, "prod")
+
+
+def test_a_version_without_an_artifact_is_refused() -> None:
+    request = DeployRequest.for_version(version())
+    with pytest.raises(DeployRefusedError, match="has no artifact yet"):
+        check_request(request, version(artifact_uri=None, artifact_sha256=None), "qa")
+
+
+# ---- each runtime its own admin token ---------------------------------------------------------
+
+def test_each_runtime_gets_its_own_token_generated_once_mode_0600(tmp_path: Path) -> None:
+    settings = MlcSettings(home=tmp_path / "home")
+    qa, prod = settings.resolved_runtime_token("qa"), settings.resolved_runtime_token("prod")
+    assert qa != prod and len(prod) >= 32
+    path = tmp_path / "home" / "runtime-token-prod"
+    assert path.read_text() == prod and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert MlcSettings(home=tmp_path / "home").resolved_runtime_token("prod") == prod
+
+
+def test_a_token_configured_by_name_wins_and_one_admin_token_opens_the_rest(
+        tmp_path: Path) -> None:
+    settings = MlcSettings(home=tmp_path / "home", admin_token="all",
+                           runtime_tokens={"prod": "prod-only"})
+    assert settings.resolved_runtime_token("prod") == "prod-only"
+    assert settings.resolved_runtime_token("qa") == "all"
+    assert not (tmp_path / "home").exists()  # configured: nothing written
+
+
+def test_runtime_tokens_come_from_json_in_the_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLC_RUNTIME_TOKENS", '{"prod": "p", "qa": "q"}')
+    settings = MlcSettings(home=tmp_path / "home")
+    assert [settings.resolved_runtime_token(n) for n in ("prod", "qa")] == ["p", "q"]
+
+
+@pytest.mark.parametrize("name", ["../admin-token", "prod/../../x", "Prod", "", "-qa"])
+def test_a_runtime_name_that_is_not_a_plain_name_gets_no_token(tmp_path: Path,
+                                                               name: str) -> None:
+    with pytest.raises(InvalidInputError, match="runtime name"):
+        MlcSettings(home=tmp_path / "home").resolved_runtime_token(name)
+
+
+def test_an_empty_configured_token_is_refused(tmp_path: Path) -> None:
+    settings = MlcSettings(home=tmp_path / "home", runtime_tokens={"prod": ""})
+    with pytest.raises(InvalidInputError, match="token configured for runtime 'prod' is empty"):
+        settings.resolved_runtime_token("prod")

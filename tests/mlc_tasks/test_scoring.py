@@ -1,9 +1,24 @@
 """Scoring input against the input schema: every bad column is named."""
 
+import json
+
 import pytest
 
-from mlc_tasks.errors import SchemaMismatchError
-from mlc_tasks.scoring import Column, frame_from_rows, rows_from_request
+from mlc_tasks.errors import (
+    RequestTooLargeError,
+    SchemaMismatchError,
+    ScoringRequestError,
+    UnsupportedMediaTypeError,
+)
+from mlc_tasks.scoring import (
+    Column,
+    RequestLimits,
+    frame_from_rows,
+    media_type,
+    parse_json,
+    rows_from_body,
+    rows_from_request,
+)
 
 SCHEMA = [Column(name="income", dtype="float"), Column(name="age", dtype="int"),
           Column(name="region", dtype="str"), Column(name="member", dtype="bool"),
@@ -55,3 +70,115 @@ def test_split_and_records_give_the_same_rows() -> None:
 def test_malformed_requests(body: object) -> None:
     with pytest.raises(ValueError):
         rows_from_request(body)
+
+
+# ---- what a request may hold ------------------------------------------------------------------
+
+LIMITS = RequestLimits(max_bytes=1000, max_rows=3)
+
+
+@pytest.mark.parametrize("content_type", [None, "", "text/plain", "text/plain; charset=utf-8",
+                                          "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/xml"])
+def test_media_types_other_than_json_and_csv_are_415(content_type: str | None) -> None:
+    with pytest.raises(UnsupportedMediaTypeError, match="application/json or text/csv"):
+        media_type(content_type)
+
+
+@pytest.mark.parametrize(("content_type", "media"), [
+    ("application/json", "application/json"), ("Application/JSON; charset=utf-8",
+                                                "application/json"),
+    ("application/json; format=pandas-split", "application/json"), ("text/csv", "text/csv")])
+def test_json_and_csv_are_read(content_type: str, media: str) -> None:
+    assert media_type(content_type) == media
+
+
+def json_body(rows: int) -> bytes:
+    return json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1]] * rows}}).encode()
+
+
+def test_more_rows_than_the_limit_are_413() -> None:
+    assert len(rows_from_body(json_body(3), "application/json", SCHEMA, LIMITS)) == 3
+    with pytest.raises(RequestTooLargeError, match="4 rows; .* at most 3 rows"):
+        rows_from_body(json_body(4), "application/json", SCHEMA, LIMITS)
+    csv_body = "income\n" + "1\n" * 4
+    with pytest.raises(RequestTooLargeError, match="4 rows"):
+        rows_from_body(csv_body.encode(), "text/csv", SCHEMA, LIMITS)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deep"),
+    (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deep"),
+    (b'{"dataframe_records": [{"income": NaN}]}', "NaN is not a number JSON has"),
+    (b'{"dataframe_records": [{"income": -Infinity}]}', "-Infinity is not a number"),
+    (b'{"dataframe_records": [{"income": 1e999}]}', "1e999 is out of range for a float"),
+    (b'{"dataframe_records": [{"income": ' + b"9" * 400 + b"}]}",
+     "a number of 400 digits is out of range"),
+    (b'{"dataframe_records": [{"income": -' + b"9" * 5000 + b"}]}",
+     "a number of 5000 digits"),
+])
+def test_too_deep_or_out_of_range_json_is_refused_naming_it(body: bytes, message: str) -> None:
+    with pytest.raises(ScoringRequestError, match=message) as info:
+        parse_json(body)
+    assert not isinstance(info.value, RequestTooLargeError)
+
+
+@pytest.mark.parametrize(("change", "column", "message"), [
+    ({"age": 2**63}, "age", "out of range for int"),
+    ({"age": -(2**63) - 1}, "age", "out of range for int"),
+    ({"age": 1e300}, "age", "out of range for int"),
+    ({"income": 2 * 10**308}, "income", "out of range for float"),
+    ({"income": float("inf")}, "income", "out of range for float"),
+])
+def test_numbers_out_of_range_of_the_column_dtype_are_named(change: dict, column: str,
+                                                            message: str) -> None:
+    with pytest.raises(ScoringRequestError, match=message) as info:
+        frame_from_rows([GOOD, {**GOOD, **change}], SCHEMA)
+    assert info.value.column == column
+    assert len(str(info.value)) < 120  # a 300-digit number is not echoed whole
+
+
+def test_int64_bounds_themselves_fit() -> None:
+    frame = frame_from_rows([{**GOOD, "age": 2**63 - 1}, {**GOOD, "age": -(2**63)}], SCHEMA)
+    assert frame["age"].tolist() == [2**63 - 1, -(2**63)]
+
+
+# ---- CSV (MLflow's text/csv) ------------------------------------------------------------------
+
+CSV_GOOD = "region,income,age,member,note,extra\neu,100.5,30,true,,x\n\"n,orth\",7,-2,False,hi,y\n"
+
+
+def test_csv_gives_the_rows_json_gives() -> None:
+    rows = rows_from_body(CSV_GOOD.encode(), "text/csv", SCHEMA, LIMITS)
+    assert rows == [GOOD, {"income": 7, "age": -2, "region": "n,orth", "member": False,
+                           "note": "hi"}]
+    frame = frame_from_rows(rows, SCHEMA)
+    assert str(frame["income"].dtype) == "float64" and str(frame["age"].dtype) == "int64"
+
+
+@pytest.mark.parametrize(("replace", "column", "error", "message"), [
+    (("100.5", "lots"), "income", SchemaMismatchError, "column 'income', CSV line 2: expects "
+                                                       "float, got 'lots'"),
+    (("true", "yes"), "member", SchemaMismatchError, "expects bool, got 'yes'"),
+    (("100.5", "inf"), "income", ScoringRequestError, "'income', CSV line 2: 'inf' is not a "
+                                                      "finite number"),
+    (("100.5", "nan"), "income", ScoringRequestError, "not a finite number"),
+    (("100.5", "1e999"), "income", ScoringRequestError, "not a finite number"),
+    (("30", "9" * 400), "age", ScoringRequestError, "'age', CSV line 2: a number of 400 digits"),
+    (("region,", "place,"), "region", SchemaMismatchError, "column 'region' is missing"),
+])
+def test_bad_csv_names_the_column(replace: tuple[str, str], column: str, error: type,
+                                  message: str) -> None:
+    body = CSV_GOOD.replace(*replace, 1).encode()
+    with pytest.raises(error, match=message) as info:
+        rows = rows_from_body(body, "text/csv", SCHEMA, LIMITS)
+        frame_from_rows(rows, SCHEMA)
+    assert info.value.column == column
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"", "CSV body is empty"), (b"income,age\n1\n", "line 2 has 1 fields; the header has 2"),
+    (b"income\n\xff\n", "not CSV")])
+def test_malformed_csv(body: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        rows_from_body(body, "text/csv", SCHEMA, LIMITS)
