@@ -42,7 +42,8 @@ def main() -> None:
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp, serve() as slack:
         slack.script("/hook", lambda _request: Reply(500) if rng.random() < 0.1 else Reply(200))
-        book = AlertBook(Registry(f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        book = AlertBook(Registry(f"sqlite:///{Path(tmp) / 'bench.db'}",
+                                  audit_key="alerts-bench-audit-key-0123456789"))
         channel = SlackChannel(SecretStr(slack.url + "/hook"),
                                OutboundPolicy(allowed_hosts=["127.0.0.1"],
                                               allow_http_loopback=True))

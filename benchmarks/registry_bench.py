@@ -25,6 +25,7 @@ from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tables import ModelRow, VersionRow
 
 MODELS, VERSIONS_PER_MODEL = 100, 1000
+BENCH_AUDIT_KEY = "registry-bench-audit-key-0123456789"  # a throwaway registry's
 SCHEMA = [{"name": f"f{i}", "dtype": "float", "nullable": False} for i in range(10)]
 
 
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        registry = Registry(url)
+        registry = Registry(url, audit_key=BENCH_AUDIT_KEY)
         start = time.perf_counter()
         fill(registry)
         print(f"backend {registry.engine.dialect.name}: inserted {MODELS * VERSIONS_PER_MODEL:,} "

@@ -10,6 +10,7 @@ from prefect.schedules import Cron, Interval, Schedule
 
 from deployments.context import Context
 from flows.alerts import alert_sweeper
+from flows.audit_anchor import audit_anchor
 from flows.batch_score import batch_score
 from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
@@ -128,6 +129,12 @@ def all_deployments() -> list[RunnerDeployment]:
             description="Re-send alert notifications that earlier runs could not deliver.",
             interval=60,
             tags=["mlc", "alerts"],
+        ),
+        audit_anchor.to_deployment(
+            name="audit-anchor",
+            description="Check the audit log and write its head outside the database.",
+            cron="41 * * * *",
+            tags=["mlc", "audit"],
         ),
     ]
 

@@ -17,10 +17,11 @@ from sqlalchemy import Engine, create_engine, delete, event, func, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlc_tasks import audit, lifecycle
-from mlc_tasks.errors import NotFoundError
+from mlc_tasks import audit, audit_replay, lifecycle
+from mlc_tasks.errors import AuditKeyError, NotFoundError, RuntimePinnedError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.packages import ModelSpec
+from mlc_tasks.registry.audit_state import read_state
 from mlc_tasks.registry.migrate import upgrade
 from mlc_tasks.registry.records import (
     DeploymentRecord,
@@ -83,15 +84,20 @@ def _use_wal(dbapi_connection: Any, attempts: int = 100) -> None:
 
 
 class Registry:
-    """The inventory behind one database URL; migrations are applied on open."""
+    """The inventory behind one database URL; migrations are applied on open. Only a registry
+    opened with the audit key (settings.resolved_audit_key()) writes: every write is audited
+    and the audit log is sealed with the key."""
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    def __init__(self, url: str, migrate: bool = True, audit_key: str | None = None) -> None:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_registry_engine(url)
         if migrate:
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._audit_key = audit_key.encode() if audit_key else None
+        if self._audit_key is not None:
+            self._key_audit_log(self._audit_key)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -129,24 +135,64 @@ class Registry:
         detail: dict[str, Any] | None = None,
         evidence_sha256: str | None = None,
     ) -> None:
-        head = session.execute(
-            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
-        fields = {
-            "seq": head.seq + 1,
-            "at": utcnow(),
-            "actor": actor,
-            "action": action,
-            "entity": entity,
-            "entity_id": entity_id,
-            "model": model,
-            "reason": reason,
-            "detail": detail or {},
-            "evidence_sha256": evidence_sha256,
-        }
-        digest = audit.seal(fields, head.hash)
+        key = self._require_audit_key("write")
+        head = self._locked_audit_head(session)
+        self._require_sealed_last(session, head, key)
+        self._append(session, head, key, actor=actor, action=action, entity=entity,
+                     entity_id=entity_id, model=model, reason=reason, detail=detail or {},
+                     evidence_sha256=evidence_sha256)
+
+    def _append(self, session: Session, head: AuditHeadRow, key: bytes, **content: Any) -> None:
+        fields = {"seq": head.seq + 1, "at": utcnow(), **content}
+        digest = audit.seal(fields, head.hash, key)
         session.add(AuditRow(**fields, prev_hash=head.hash, hash=digest))
         head.seq, head.hash = fields["seq"], digest
+
+    @staticmethod
+    def _require_sealed_last(session: Session, head: AuditHeadRow, key: bytes) -> None:
+        """A log is extended only from an event sealed with this key: a process with another
+        key, or a log whose end was altered, writes nothing."""
+        last = session.get(AuditRow, head.seq) if head.seq else None
+        if last is not None and not audit.is_sealed(
+                audit.AuditEvent.model_validate(last, from_attributes=True), key):
+            raise AuditKeyError(
+                f"the audit log's last event ({head.seq}) is not sealed with this audit key: "
+                "another key (MLC_AUDIT_KEY or MLC_HOME/audit-key differs between processes), "
+                "or the log was altered; nothing was written (see `mlc audit verify`)")
+
+    def _key_audit_log(self, key: bytes) -> None:
+        """Once per database (audit_head.keyed_seq unset): events written before the key
+        existed keep their plain sha256 seals and an audit.keyed event seals their head under
+        the key; every later event is keyed. A new log is keyed from its first event. (Unsetting
+        keyed_seq to have a log re-sealed without the key keyed again is what anchors catch.)"""
+        with self.transaction() as session:
+            if session.execute(select(AuditHeadRow.keyed_seq)).scalar_one() is not None:
+                return  # keyed already: no lock taken
+            head = self._locked_audit_head(session)
+            if head.keyed_seq is not None:
+                return
+            if head.seq:
+                self._append(session, head, key, actor="mlc", action=audit.KEYED,
+                             entity="audit", entity_id="head", model=None,
+                             reason="events before this one were sealed without a key "
+                                    "(plain sha256); this event seals their head",
+                             detail={"sealed_seq": head.seq, "sealed_hash": head.hash},
+                             evidence_sha256=None)
+            head.keyed_seq = head.seq  # the audit.keyed event; 0: keyed from the first
+            log.info("audit log keyed from event %d", max(head.keyed_seq, 1))
+
+    def _require_audit_key(self, what: str) -> bytes:
+        if self._audit_key is None:
+            raise AuditKeyError(
+                f"this registry was opened without the audit key and cannot {what} the audit "
+                "log: open it with Registry(url, audit_key=settings.resolved_audit_key())")
+        return self._audit_key
+
+    @staticmethod
+    def _locked_audit_head(session: Session) -> AuditHeadRow:
+        return session.execute(
+            select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
+        ).scalar_one()
 
     def audit_events(self, model: str | None = None) -> list[audit.AuditEvent]:
         with self.transaction() as session:
@@ -160,14 +206,28 @@ class Registry:
         rows = session.execute(query).scalars()
         return [audit.AuditEvent.model_validate(r, from_attributes=True) for r in rows]
 
-    def verify_audit(self) -> audit.AuditReport:
+    def verify_audit(self, anchor: audit.Anchor | None = None) -> audit.AuditReport:
+        """Check the keyed chain, its head and the newest anchor (written outside the
+        database), and replay the events against the state tables."""
+        key = self._require_audit_key("check")
         with self.transaction() as session:  # rows and head from one snapshot (the head is locked)
-            head = session.execute(
-                select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-            ).scalar_one()
+            head = self._locked_audit_head(session)
             events = self._audit_events(session, None)
+            state = read_state(session)
             last = (head.seq, head.hash) if head.seq else None
-        return audit.verify_chain(events, last)
+            report = audit.verify_chain(events, last, key, head.keyed_seq, anchor)
+        differ = audit_replay.disagreements(events, state)
+        return report.model_copy(update={
+            "ok": report.ok and not differ, "disagreements": differ,
+            "problem": report.problem or (differ[0] if differ else None)})
+
+    def audit_head(self) -> audit.ChainHead:
+        """The last event's seq, seal and time (what an anchor records)."""
+        with self.transaction() as session:
+            head = self._locked_audit_head(session)
+            last = session.get(AuditRow, head.seq) if head.seq else None
+            return audit.ChainHead(seq=head.seq, hash=head.hash,
+                                   at=last.at if last is not None else None)
 
     # ---- models and versions ---------------------------------------------------------------
 
@@ -361,18 +421,31 @@ class Registry:
     # ---- runtimes --------------------------------------------------------------------------
 
     def upsert_runtime(
-        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
+        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any],
+        repin_by: str | None = None,
     ) -> RuntimeRecord:
-        return self.retry_on_conflict(lambda: self._upsert_runtime(name, url, tags, capabilities))
+        """Register a runtime (again). Its URL is pinned at the first registration: another URL
+        is refused unless an admin re-pins it (`repin_by`, audited as runtime.repinned)."""
+        return self.retry_on_conflict(
+            lambda: self._upsert_runtime(name, url, tags, capabilities, repin_by))
 
     def _upsert_runtime(
-        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any]
+        self, name: str, url: str, tags: dict[str, str], capabilities: dict[str, Any],
+        repin_by: str | None,
     ) -> RuntimeRecord:
         now = utcnow()
         with self.transaction() as session:
             row = session.execute(
                 select(RuntimeRow).where(RuntimeRow.name == name).with_for_update()
             ).scalar_one_or_none()
+            if row is not None and row.url != url:
+                if repin_by is None:
+                    raise RuntimePinnedError(
+                        f"runtime '{name}' is pinned to {row.url}; it cannot register at {url} "
+                        "unless an admin re-pins it (mlc runtime start ... --repin)")
+                self.append_audit(session, actor=repin_by, action="runtime.repinned",
+                                  entity="runtime", entity_id=name, model=None,
+                                  detail={"from": row.url, "to": url})
             changed = row is None or (row.url, row.tags, row.capabilities) != (
                 url, tags, capabilities)
             if row is None:

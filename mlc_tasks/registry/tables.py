@@ -110,7 +110,8 @@ class TestResultRow(Base):
 
 
 class AuditRow(Base):
-    """Append-only; each row's hash covers its content and the previous row's hash."""
+    """Append-only; each row's hash (HMAC under the audit key, mlc_tasks/audit.py) covers its
+    content and the previous row's hash."""
 
     __tablename__ = "audit_events"
 
@@ -137,6 +138,9 @@ class AuditHeadRow(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+    # the event the audit key starts at (0: the first; null: no key has opened the log yet);
+    # events before it were sealed with plain sha256 (mlc_tasks/audit.py)
+    keyed_seq: Mapped[int | None]
 
 
 class AlertRow(Base):

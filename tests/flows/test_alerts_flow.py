@@ -55,7 +55,7 @@ def alert_env(local_settings: MlcSettings, receiver: Receiver,
 
 
 def book(settings: MlcSettings) -> AlertBook:
-    return AlertBook(Registry(settings.registry_url()))
+    return AlertBook(Registry(settings.registry_url(), audit_key=settings.resolved_audit_key()))
 
 
 def run_logs(api_url: str) -> str:

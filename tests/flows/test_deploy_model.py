@@ -85,8 +85,9 @@ def test_each_model_gets_the_retraining_schedule_of_its_policy_rule(
                       "    schedule: '0 3 * * 1'\n")
     monkeypatch.setenv("MLC_POLICY_FILE", str(policy))
     settings = MlcSettings()
-    submit_package(package, Registry(settings.registry_url()),
-                   ArtifactStore(settings.artifact_url()), list(REVIEWED_TYPES), "ana")
+    registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
+    submit_package(package, registry, ArtifactStore(settings.artifact_url()),
+                   list(REVIEWED_TYPES), "ana")
     retrain = next(d for d in all_deployments() if d.name == "retrain")
     [schedule] = retrain.schedules
     assert schedule.schedule.cron == "0 3 * * 1"

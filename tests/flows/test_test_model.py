@@ -23,7 +23,8 @@ def registry_env(local_settings: MlcSettings, examples_dir: Path,
     monkeypatch.setenv("MLC_HOME", str(local_settings.home))
     monkeypatch.setenv("MLC_ADMIN_TOKEN", TOKEN)
     monkeypatch.setenv("MLC_POLICY_FILE", str(REPO / "examples" / "policy.yaml"))
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     store = ArtifactStore(local_settings.artifact_url())
     for name in ("credit-risk", "house-prices"):
         submit_package(examples_dir / name, registry, store, list(REVIEWED_TYPES), "ana")

@@ -213,16 +213,17 @@ def test_migrations_apply_once(settings: MlcSettings) -> None:
     Registry(settings.registry_url()).close()
     again = Registry(settings.registry_url())
     with again.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
         # the migrations build exactly the tables the code declares
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     again.close()
 
 
-def _submit_in_process(package: str, url: str, store_url: str, barriers, queue) -> None:
+def _submit_in_process(package: str, url: str, store_url: str, key: str, barriers,
+                       queue) -> None:
     opened, ready = barriers
     opened.wait(60)  # both open a brand-new database together: migrations race too
-    registry = Registry(url)
+    registry = Registry(url, audit_key=key)
     ready.wait(60)   # ... and then both register the same artifact at once
     version, _ = submit_package(package, registry, ArtifactStore(store_url),
                                 list(REVIEWED_TYPES), "racer")
@@ -235,7 +236,8 @@ def test_concurrent_submissions_from_two_processes_make_one_version(
     spawn = multiprocessing.get_context("spawn")
     queue = spawn.Queue()
     barriers = (spawn.Barrier(2), spawn.Barrier(2))
-    args = (str(package), settings.registry_url(), settings.artifact_url(), barriers, queue)
+    args = (str(package), settings.registry_url(), settings.artifact_url(),
+            settings.resolved_audit_key(), barriers, queue)
     racers = [spawn.Process(target=_submit_in_process, args=args) for _ in range(2)]
     for racer in racers:
         racer.start()
@@ -243,7 +245,7 @@ def test_concurrent_submissions_from_two_processes_make_one_version(
         racer.join(120)
         assert racer.exitcode == 0
     ids = {queue.get(timeout=5), queue.get(timeout=5)}
-    registry = Registry(settings.registry_url())
+    registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
     assert len(ids) == 1 and len(registry.list_versions("credit-risk")) == 1
     assert [e.action for e in registry.audit_events()] == ["model.created", "version.submitted"]
     assert registry.verify_audit().ok
