@@ -54,6 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         os.environ.update(MLC_HOME=str(root / "home"), MLC_ADMIN_TOKEN="bench",
+                          MLC_DATA_ROOTS=json.dumps([str(root / "daily")]),
                           PREFECT_SERVER_ANALYTICS_ENABLED="false")
         from prefect.testing.utilities import prefect_test_harness
 

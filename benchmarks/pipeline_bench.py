@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import signal
@@ -39,7 +40,7 @@ from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient, deploy_version
 from mlc_tasks.scan import scan_version
 from mlc_tasks.serialization import load_artifact
-from mlc_tasks.settings import REVIEWED_TYPES
+from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import package_member, submit_package
 from mlc_tasks.task_records import HumanTask
 from mlc_tasks.training import train_artifact
@@ -96,6 +97,7 @@ class Stack:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_",
                                                                                "PREFECT_"))}
         self.env.update(MLC_HOME=str(self.home), MLC_ADMIN_TOKEN=TOKEN, MLC_USER="bench",
+                        MLC_DATA_ROOTS=json.dumps([str(root / "daily")]),
                         MLC_POLICY_FILE=str(root / "policy.yaml"), PREFECT_API_URL=self.api,
                         PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_API_PORT=str(port),
                         PREFECT_RUNNER_POLL_FREQUENCY="1",
@@ -119,7 +121,8 @@ class Stack:
                 raise RuntimeError("the deployments' triggers did not appear")
             time.sleep(0.5)
         time.sleep(2)  # the trigger service loads new automations
-        self.registry = Registry(f"sqlite:///{self.home / 'registry.db'}")
+        self.registry = Registry(f"sqlite:///{self.home / 'registry.db'}",  # the stack's key
+                                 audit_key=MlcSettings(home=self.home).resolved_audit_key())
 
     def spawn(self, command: list[str]) -> None:
         log = open(self.home.parent / f"{len(self.children)}.log", "wb")  # noqa: SIM115
@@ -195,7 +198,8 @@ def bare_script(stack: Stack, folder: Path) -> tuple[float, float]:
     artifact = train_artifact(version, ModelType.CLASSIFICATION, list(REVIEWED_TYPES), store)
     version = registry.attach_artifact(version.id, artifact, "bare", "training job")
     raw = package_member(str(version.package_uri), "data/test.csv")
-    model = load_artifact(store_bytes(version.artifact_uri), "", version.trusted_types)
+    model = load_artifact(store_bytes(version.artifact_uri), "", version.trusted_types,
+                          version.trusted_types)
     result = evaluation.test_version(version, model, pd.read_csv(io.BytesIO(raw)), "test.csv",
                                      hashlib.sha256(raw).hexdigest(),
                                      {"roc_auc": Threshold(min=0.6)})

@@ -62,9 +62,10 @@ def report(name: str, samples: list[float], seconds: float) -> float:
 
 
 def main() -> None:
+    os.environ["MLC_DATA_ROOTS"] = json.dumps([str(PACKAGE.parent / "daily")])
     with tempfile.TemporaryDirectory() as home:
         settings = MlcSettings(home=Path(home), admin_token=TOKEN)
-        registry = Registry(settings.registry_url())
+        registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
         version, _ = submit_package(PACKAGE, registry, ArtifactStore(settings.artifact_url()),
                                     list(REVIEWED_TYPES), "bench")
         port = free_port()

@@ -23,12 +23,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from mlc_tasks import events
 from mlc_tasks.errors import InvalidInputError, NotFoundError, TransientError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.notifications import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Notification,
     SignatureError,
     body_sha256,
+    check_data,
     parse,
     sign,
     verify,
@@ -58,8 +60,11 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def create_app(secret: str, registry: Registry, emit_event: Callable[[dict[str, Any]], None],
-               clock: Callable[[], float] = time.time) -> FastAPI:
-    """The endpoint; `emit_event` sends a Prefect event (TransientError when it could not)."""
+               clock: Callable[[], float] = time.time, roots: LocationPolicy | None = None
+               ) -> FastAPI:
+    """The endpoint; `emit_event` sends a Prefect event (TransientError when it could not);
+    a notification's `data` must lie under the model's data location within `roots`."""
+    roots = roots or LocationPolicy.from_settings(MlcSettings())
     if not secret:
         raise ValueError("the notification secret must not be empty")
     book = NotificationBook(registry)
@@ -81,22 +86,28 @@ def create_app(secret: str, registry: Registry, emit_event: Callable[[dict[str, 
             notification = parse(body)
         except InvalidInputError as exc:
             raise HTTPException(422, str(exc)) from exc
-        return await run_in_threadpool(_act, notification, body, registry, book, emit_event)
+        return await run_in_threadpool(_act, notification, body, registry, book, emit_event,
+                                       roots)
 
     return app
 
 
 def _act(notification: Notification, body: bytes, registry: Registry, book: NotificationBook,
-         emit_event: Callable[[dict[str, Any]], None]) -> dict[str, str]:
+         emit_event: Callable[[dict[str, Any]], None], roots: LocationPolicy
+         ) -> dict[str, str]:
     """Accept, then emit. The id is claimed first, so of two identical requests racing only one
     emits; when the emit fails the claim is released (audited) and the sender's retry with the
     same id goes through. The other order (emit, then record) would leave no release to write,
     but two racing requests would both emit and start two runs. Left open: a crash between the
     claim and the emit loses the notification (its retry is refused as a replay)."""
     try:
-        registry.get_model(notification.model)
+        model = registry.get_model(notification.model)
     except NotFoundError as exc:
         raise HTTPException(404, f"no model named '{notification.model}'") from exc
+    try:  # before the id is claimed: a refused notification may be sent again, corrected
+        check_data(notification, model.data_location, roots)
+    except InvalidInputError as exc:
+        raise HTTPException(422, str(exc)) from exc
     if not book.accept(notification, body_sha256(body), ACTOR):
         raise HTTPException(401, f"notification {notification.id} was already accepted "
                                  "(replay)")
@@ -136,9 +147,10 @@ def main() -> None:
 
     settings = MlcSettings()
     api_url = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url()
-    registry = Registry(settings.registry_url())
+    registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
     app = create_app(settings.resolved_notify_secret(), registry,
-                     lambda event: events.emit(event, api_url))
+                     lambda event: events.emit(event, api_url),
+                     roots=LocationPolicy.from_settings(settings))
     uvicorn.run(app, host=settings.host, port=settings.notify_port, log_level="warning")
 
 

@@ -12,9 +12,11 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from deployments.context import Context
 from flows.daily_backtest import prod_env
+from mlc_tasks import locations
 from mlc_tasks.batch_scoring import score_file
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import version_model
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry.store import utcnow
 
 FLOW = "batch-score"
@@ -25,12 +27,15 @@ progress_listener: ContextVar[Callable[[int, int], None] | None] = ContextVar(
 
 @flow(name=FLOW)
 def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
-    """Score `input_uri` (a CSV on any fsspec URL) with the version serving production."""
+    """Score `input_uri` (a CSV under an allowed data root) with the version serving
+    production."""
     ctx = Context()
+    policy = LocationPolicy.from_settings(ctx.settings)
+    input_uri = locations.check(input_uri, policy, "input_uri").url  # before anything loads
     version = ctx.registry.version_in_env_at(model, prod_env(ctx), utcnow())
     if version is None:
         raise InvalidInputError(f"{model} has no version in production to score with")
-    scorer = version_model(version)
+    scorer = version_model(version, ctx.settings.trusted_types)
     artifact_id = create_progress_artifact(progress=0.0, key=f"batch-score-{model}",
                                            description=f"scoring {input_uri} with {version.ref}")
     listener = progress_listener.get()
@@ -44,7 +49,7 @@ def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
         if listener:
             listener(read, total)
 
-    output, rows = score_file(scorer, version, input_uri, chunk_rows, progress)
+    output, rows = score_file(scorer, version, input_uri, policy, chunk_rows, progress)
     update_progress_artifact(artifact_id, progress=100.0)
     with ctx.registry.transaction() as session:
         ctx.registry.append_audit(session, actor=FLOW, action="version.batch_scored",

@@ -19,6 +19,7 @@ from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.daily_data import day_pattern, read_day
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.submission import stored_spec
@@ -28,8 +29,9 @@ FLOW = "daily-backtest"
 
 def backtest_version(ctx: Context, version: VersionRecord, location: str, day: date
                      ) -> TestResult:
-    """The test job on the day's labelled rows; a "no data" record when nothing arrived."""
-    found = read_day(location, day)
+    """The test job on the day's labelled rows; a "no data" record when nothing arrived. A
+    location outside the allowed roots is refused before it is looked in (bad data: alerted)."""
+    found = read_day(location, day, LocationPolicy.from_settings(ctx.settings))
     if found is None:
         return TestResult(id=uuid.uuid4().hex, version_id=version.id, kind="backtest",
                           dataset_uri=day_pattern(location, day), dataset_sha256="",
@@ -37,10 +39,12 @@ def backtest_version(ctx: Context, version: VersionRecord, location: str, day: d
                           created_at=utcnow(), window=day.isoformat(), outcome="no data")
     rows, where, sha = found
     spec = stored_spec(str(version.package_uri))
-    result = evaluation.test_version(version, evaluation.version_model(version), rows, where,
+    result = evaluation.test_version(version, evaluation.version_model(
+                                         version, ctx.settings.trusted_types), rows, where,
                                      sha, ctx.policy().thresholds_for(spec.type),
                                      kind="backtest",
-                                     own_metrics=evaluation.own_metrics(version, spec))
+                                     own_metrics=evaluation.own_metrics(
+                                         version, spec, ctx.settings.sandbox_limits()))
     return result.model_copy(update={"window": day.isoformat()})
 
 

@@ -15,6 +15,7 @@ from flows.alerts import raise_alert
 from mlc_tasks import events
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.data_sensor import day_of, sense
+from mlc_tasks.locations import LocationPolicy, redact
 from mlc_tasks.registry.arrivals import Arrival, ArrivalBook
 from mlc_tasks.registry.store import utcnow
 
@@ -43,15 +44,17 @@ def seconds_since_due() -> float:
 
 
 def look(ctx: Context) -> list[str]:
-    """One look at every model's data location, then send what arrived."""
+    """One look at every model's data location, then send what arrived. A location outside
+    the allowed roots is never listed: it is alerted, like one that cannot be read."""
     logger, policy, book = get_run_logger(), ctx.policy(), ArrivalBook(ctx.registry)
+    roots = LocationPolicy.from_settings(ctx.settings)
     for model in ctx.registry.list_models():
         rule = policy.retraining_for(model.name, model.type, model.risk_tier)
         if not model.data_location or rule.on_new_data == "nothing":
             continue
         try:
             for arrival in sense(book, model.name, model.data_location, rule.on_new_data,
-                                 policy.sensor.settle, utcnow(), FLOW):
+                                 policy.sensor.settle, utcnow(), FLOW, roots):
                 logger.info("%s: new labelled data %s → %s", model.name, arrival.path,
                             arrival.action)
         except Exception as exc:  # one unreadable location must not blind the others
@@ -76,4 +79,4 @@ def unreadable(model: str, location: str, exc: Exception) -> AlertSignal:
     return AlertSignal(severity=Severity.WARNING, model=model, version=None, source=FLOW,
                        monitor="data-sensor", metric="location", window="",
                        title=f"{model}: data location cannot be listed"[:300],
-                       detail=f"{location}: {type(exc).__name__}: {exc}"[:2000])
+                       detail=f"{redact(location)}: {type(exc).__name__}: {exc}"[:2000])

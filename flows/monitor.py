@@ -29,6 +29,7 @@ from mlc_tasks.daily_data import read_day
 from mlc_tasks.drift import drift_report
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.fairness import Outcome, fairness
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.policy import MonitoringPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
@@ -38,9 +39,11 @@ from mlc_tasks.training import read_training_data
 FLOW = "monitor"
 
 
-def recent_rows(location: str, last_day: date, days: int) -> tuple[pd.DataFrame, str, str] | None:
+def recent_rows(location: str, last_day: date, days: int, policy: LocationPolicy
+                ) -> tuple[pd.DataFrame, str, str] | None:
     """The labelled rows of the `days` days ending `last_day`; None when none arrived."""
-    found = [read_day(location, last_day - timedelta(days=back)) for back in range(days)]
+    found = [read_day(location, last_day - timedelta(days=back), policy)
+             for back in range(days)]
     found = [f for f in found if f is not None]
     if not found:
         return None
@@ -60,26 +63,28 @@ def scoring_inputs(ctx: Context, version: VersionRecord, last_day: date, days: i
     return rows, f"scoring inputs captured under {root} ({0 if rows is None else len(rows)} rows)"
 
 
-def training_snapshot(version: VersionRecord) -> pd.DataFrame:
+def training_snapshot(version: VersionRecord, policy: LocationPolicy) -> pd.DataFrame:
     spec = stored_spec(str(version.package_uri))
     location = spec.training.data if spec.training else spec.lineage.training_data
     if not location:
         raise InvalidInputError(f"{version.ref}: model.yaml names no training data "
                                 "(lineage.training_data) to compare with")
-    return pd.read_csv(io.BytesIO(read_training_data(location, str(version.package_uri))))
+    return pd.read_csv(io.BytesIO(read_training_data(location, str(version.package_uri),
+                                                     policy)))
 
 
 def check_version(ctx: Context, version: VersionRecord, location: str, last_day: date,
                   policy: MonitoringPolicy) -> list[TestResult]:
     """Drift, performance and fairness records for one version (not stored here)."""
     window = f"{last_day - timedelta(days=policy.window_days - 1)}..{last_day}"
-    found = recent_rows(location, last_day, policy.window_days)
+    roots = LocationPolicy.from_settings(ctx.settings)  # checked before anything is read
+    found = recent_rows(location, last_day, policy.window_days, roots)
     if found is None:
         return [monitoring.record(version, "drift", window, location, "", {}, [], "no data")]
     rows, where, sha = found
     features, labels = evaluation.labelled_frame(rows, version.input_schema, version.label,
                                                  where)
-    reference = training_snapshot(version)
+    reference = training_snapshot(version, roots)
     inputs, inputs_where = scoring_inputs(ctx, version, last_day, policy.window_days)
     if inputs is None or len(inputs) < policy.min_scoring_rows:
         # too little production traffic to judge: the labelled rows' inputs stand in
@@ -92,7 +97,7 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
     metrics, checks = monitoring.drift_checks(report, policy.drift)
     results = [monitoring.record(version, "drift", window, inputs_where, sha, metrics, checks,
                                  report_uri=report_uri)]
-    model = evaluation.version_model(version)
+    model = evaluation.version_model(version, ctx.settings.trusted_types)
     current = evaluation.compute_metrics(model, features, labels, version.metrics)
     baseline = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     if baseline:

@@ -22,6 +22,7 @@ from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import own_metrics, version_model
 from mlc_tasks.lifecycle import TERMINAL
 from mlc_tasks.lifecycle import State as Life
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.packages import ModelType, TrainingSpec
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
@@ -58,8 +59,9 @@ def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFra
     done = book.comparison(challenger.id, champion.id, held_sha)
     if done is not None:
         return done
-    models = {v.id: version_model(v) for v in (champion, challenger)}
-    own = own_metrics(champion, stored_spec(str(champion.package_uri)))
+    models = {v.id: version_model(v, ctx.settings.trusted_types) for v in (champion, challenger)}
+    own = own_metrics(champion, stored_spec(str(champion.package_uri)),
+                      ctx.settings.sandbox_limits())
     model_type = ctx.registry.get_model(champion.model).type
     found = challenge.judge(model_type, champion, models[champion.id], models[challenger.id],
                             held, rule, own)
@@ -86,8 +88,8 @@ def record_holdout_test(ctx: Context, version: VersionRecord, model: Any, held: 
 
 @flow(name=FLOW)
 def retrain(model: str, data: str | None = None, trigger: str = "manual") -> State:
-    """Retrain `model` on `data` (a CSV file's URL or path), or on its data location's recent
-    days; compare with the champion; promote through on-model-changed if it wins."""
+    """Retrain `model` on `data` (a CSV file under its data location), or on its data location's
+    recent days; compare with the champion; promote through on-model-changed if it wins."""
     ctx, logger = Context(), get_run_logger()
     record = ctx.registry.get_model(model)
     champion = ChampionBook(ctx.registry).champion(model)
@@ -95,7 +97,7 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual") -> Sta
         raise InvalidInputError(f"model: '{model}' has no champion in production to challenge")
     rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
     new = retraining.read_new_data(data, record.data_location, utcnow().date(),
-                                   rule.window_days)
+                                   rule.window_days, LocationPolicy.from_settings(ctx.settings))
     logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, trigger,
                 len(new.rows), new.uri)
     with ctx.registry.transaction() as session:  # who or what asked, in the model's story

@@ -1,4 +1,4 @@
-"""Batch scoring: a version's predictions for every row of a CSV on any fsspec URL, written
+"""Batch scoring: a version's predictions for every row of a CSV under an allowed root, written
 beside it (`<input>.predictions.<model>-v<n>.csv`, each row with the version id), chunk by
 chunk so memory stays flat however large the file is."""
 
@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fsspec
 import pandas as pd
 
+from mlc_tasks import locations
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.scoring import frame_from_rows
 
@@ -22,16 +23,19 @@ def output_uri(input_uri: str, version: VersionRecord) -> str:
     return f"{input_uri.removesuffix('.csv')}.predictions.{version.model}-v{version.number}.csv"
 
 
-def score_file(model: Any, version: VersionRecord, input_uri: str, chunk_rows: int = 50_000,
-               on_progress: Progress | None = None) -> tuple[str, int]:
-    """Score every row; returns (output uri, rows). The output is written to a temporary name
-    and moved into place, so a reader never sees half of it."""
-    target = output_uri(input_uri, version)
-    fs, path = fsspec.core.url_to_fs(input_uri)
+def score_file(model: Any, version: VersionRecord, input_uri: str, policy: LocationPolicy,
+               chunk_rows: int = 50_000, on_progress: Progress | None = None
+               ) -> tuple[str, int]:
+    """Score every row; returns (output uri, rows). Input and output must lie under an allowed
+    root (the output too: a link planted at its name must not lead elsewhere). The output is
+    written to a temporary name and moved into place, so a reader never sees half of it."""
+    source = locations.check(input_uri, policy, "input_uri")
+    target = locations.check(output_uri(source.url, version), policy, "output").url
+    fs, path = locations.filesystem(source.url)
     if not fs.isfile(path):
         raise InvalidInputError(f"{input_uri}: no such file")
     total, rows = fs.size(path), 0
-    out_fs, out_path = fsspec.core.url_to_fs(target)
+    out_fs, out_path = locations.filesystem(target)
     partial = f"{out_path}.{uuid.uuid4().hex}.partial"  # two jobs never share one
     try:
         with fs.open(path, "rb") as source, out_fs.open(partial, "w") as sink:

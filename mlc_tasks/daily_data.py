@@ -1,5 +1,5 @@
 """Labelled data that arrives a day at a time: `<location>/<YYYY-MM-DD>/*.csv`, or a location
-with a `{date}` placeholder (`s3://bucket/credit/date={date}/*.csv`), on any fsspec URL."""
+with a `{date}` placeholder (`s3://bucket/credit/date={date}/*.csv`), under an allowed root."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import hashlib
 import io
 from datetime import date
 
-import fsspec
 import pandas as pd
 
+from mlc_tasks import locations
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.locations import LocationPolicy, watched_root
 
 
 def day_pattern(location: str, day: date) -> str:
@@ -19,11 +20,14 @@ def day_pattern(location: str, day: date) -> str:
     return f"{location.rstrip('/')}/{day.isoformat()}/*.csv"
 
 
-def read_day(location: str, day: date) -> tuple[pd.DataFrame, str, str] | None:
+def read_day(location: str, day: date, policy: LocationPolicy
+             ) -> tuple[pd.DataFrame, str, str] | None:
     """(rows, where, sha256 of the files) for the day, or None when nothing arrived. An empty
-    or unreadable file is an error naming it."""
-    pattern = day_pattern(location, day)
-    fs, path = fsspec.core.url_to_fs(pattern)
+    or unreadable file is an error naming it. The location is checked before it is looked in
+    (a model registered before the roots were may name any), and each file before it is read."""
+    pattern = day_pattern(locations.check(location, policy, "data_location").url, day)
+    base = locations.check(watched_root(location), policy, "data_location")
+    fs, path = locations.filesystem(pattern)
     files = sorted(fs.glob(path)) if fs.exists(path.rsplit("/", 1)[0]) or "*" not in path \
         else []
     files = [f for f in files if fs.isfile(f)]
@@ -31,7 +35,9 @@ def read_day(location: str, day: date) -> tuple[pd.DataFrame, str, str] | None:
         return None
     digest, frames = hashlib.sha256(), []
     for file in files:
-        raw = fs.cat_file(file)
+        listed = locations.check_listed(fs.unstrip_protocol(file), base, policy,
+                                        "data_location")
+        raw = locations.read_bytes(listed)
         digest.update(raw)
         try:
             frame = pd.read_csv(io.BytesIO(raw))

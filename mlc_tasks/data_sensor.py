@@ -1,5 +1,5 @@
-"""The data sensor's rules: list a model's data location (any fsspec URL), wait until a file
-has stopped changing, read it once and record its content as one arrival."""
+"""The data sensor's rules: list a model's data location (a folder or URL under an allowed root),
+wait until a file has stopped changing, read it once and record its content as one arrival."""
 
 from __future__ import annotations
 
@@ -7,28 +7,34 @@ import hashlib
 import re
 from datetime import date, datetime, timedelta
 
-import fsspec
-
+from mlc_tasks import locations
+from mlc_tasks.locations import Location, LocationPolicy, watched_root
 from mlc_tasks.registry.arrivals import Arrival, ArrivalBook
 
 DAY = re.compile(r"(?:^|/|=)(\d{4}-\d{2}-\d{2})(?:/|$)")
+FIELD = "data_location"
+
+__all__ = ["day_of", "list_files", "sense", "watched_root"]
 
 
-def watched_root(location: str) -> str:
-    """The folder to list: the location itself, or what precedes its `{date}` placeholder."""
-    root = location.split("{date}", 1)[0]
-    return root.rsplit("/", 1)[0] if "{date}" in location else root.rstrip("/")
-
-
-def list_files(location: str) -> dict[str, str]:
+def list_files(location: str, policy: LocationPolicy) -> dict[str, str]:
     """Every CSV file under the location (URL → size and modification time); a location that
-    does not exist yet lists nothing."""
-    fs, root = fsspec.core.url_to_fs(watched_root(location))
+    does not exist yet lists nothing. The location is checked before it is listed (a model
+    registered before the roots were may name any), and each file before it is taken: one that
+    leads outside it (a symbolic link) is refused, naming it."""
+    locations.check(location, policy, FIELD)
+    base = locations.check(watched_root(location), policy, FIELD)
+    fs, root = locations.filesystem(base.url)
     if not fs.exists(root):
         return {}
     found = fs.find(root, detail=True)
-    return {fs.unstrip_protocol(path): fingerprint(info) for path, info in sorted(found.items())
-            if path.endswith(".csv") and info.get("type") == "file"}
+    files = {}
+    for path, info in sorted(found.items()):
+        if path.endswith(".csv") and info.get("type") == "file":
+            url = fs.unstrip_protocol(path)
+            locations.check_listed(url, base, policy, FIELD)
+            files[url] = fingerprint(info)
+    return files
 
 
 def fingerprint(info: dict[str, object]) -> str:
@@ -46,15 +52,20 @@ def day_of(path: str) -> date | None:
 
 
 def sense(book: ArrivalBook, model: str, location: str, action: str, settle: timedelta,
-          now: datetime, actor: str) -> list[Arrival]:
+          now: datetime, actor: str, policy: LocationPolicy) -> list[Arrival]:
     """New content that has been quiet for `settle`, each recorded once. The first look at a
     location takes what is there as known, content included: data the model was already
     tested on is not new, under its own name or any other."""
-    files = list_files(location)
+    files = list_files(location, policy)
+    base = locations.check(watched_root(location), policy, FIELD)
+
+    def read(url: str) -> str:  # each file checked again right before it is read
+        return content_sha256(locations.check_listed(url, base, policy, FIELD))
+
     if not book.watched(model):
         for url, mark in files.items():
             book.observe(model, url, mark, now)
-            sha = content_sha256(url)
+            sha = read(url)
             book.mark_read(model, url, mark, sha)
             book.know(model, sha, url)
         # remembered even when the location is empty or missing, so its first file is new
@@ -65,7 +76,7 @@ def sense(book: ArrivalBook, model: str, location: str, action: str, settle: tim
         seen = book.observe(model, url, mark, now)
         if seen.sha256 is not None or now - seen.changed_at < settle:
             continue  # read already, or still being written
-        sha = content_sha256(url)
+        sha = read(url)
         book.mark_read(model, url, mark, sha)
         new = book.arrive(model, sha, url, action, actor)
         if new is not None:
@@ -73,9 +84,10 @@ def sense(book: ArrivalBook, model: str, location: str, action: str, settle: tim
     return arrived
 
 
-def content_sha256(url: str) -> str:
+def content_sha256(location: Location) -> str:
     digest = hashlib.sha256()
-    with fsspec.open(url, "rb") as file:
+    fs, path = locations.filesystem(location.url)
+    with fs.open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

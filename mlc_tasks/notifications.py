@@ -15,9 +15,11 @@ import hmac
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mlc_tasks import locations
 from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.locations import LocationPolicy, watched_root
 from mlc_tasks.packages import NAME_PATTERN, describe_errors
 
 TIMESTAMP_HEADER = "X-MLC-Timestamp"
@@ -40,8 +42,17 @@ class Notification(BaseModel):
     model: str = Field(pattern=NAME_PATTERN)
     action: Literal["retrain", "backtest"]
     data: str | None = Field(default=None, min_length=1, max_length=2000,
-                             description="where the new data is: an fsspec URL or a path")
+                             description="where the new data is: a file under the model's "
+                                         "data location (an absolute path or a URL)")
     note: str = Field(default="", max_length=500)
+
+    @field_validator("data")
+    @classmethod
+    def _data_form(cls, value: str | None) -> str | None:
+        problem = None if value is None else locations.form_problem(value)
+        if problem:
+            raise ValueError(f"{locations.redact(str(value))} is refused: {problem}")
+        return value
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -78,6 +89,20 @@ def parse(body: bytes) -> Notification:
         return Notification.model_validate_json(body)
     except ValidationError as exc:
         raise InvalidInputError(f"notification: {describe_errors(exc)}") from exc
+
+
+def check_data(notification: Notification, data_location: str | None,
+               policy: LocationPolicy) -> None:
+    """Raise UnsafeLocationError (InvalidInputError) unless the notification's data, if any,
+    lies under the model's data location and that under an allowed root. The endpoint checks
+    before it accepts; the retraining that reads the file checks again."""
+    if notification.data is None:
+        return
+    if not data_location:
+        raise InvalidInputError(f"data: {locations.redact(notification.data)} is refused: "
+                                f"model '{notification.model}' has no data_location")
+    base = watched_root(locations.check(data_location, policy, "data_location").url)
+    locations.check(notification.data, policy, "data", within=base)
 
 
 def body_sha256(body: bytes) -> str:

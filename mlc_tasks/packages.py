@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -19,7 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from mlc_tasks import locations
 from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.scoring import Column, rows_from_request
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -42,6 +45,110 @@ METRICS: dict[ModelType, frozenset[str]] = {
     ),
     ModelType.REGRESSION: frozenset({"mae", "rmse", "r2"}),
 }
+
+
+class Bound(NamedTuple):
+    """One form an estimator parameter may take: a number in [low, high] (`kind` int: an
+    integer; fraction: a float, not an int), or one of `choices`."""
+
+    kind: str = "number"
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+
+    def admits(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return any(type(value) is type(c) and value == c for c in self.choices)
+        allowed = {"int": (int,), "fraction": (float,), "number": (int, float)}[self.kind]
+        return (not isinstance(value, bool) and isinstance(value, allowed)
+                and self.low <= value <= self.high)  # NaN and inf fail here
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return " or ".join("null" if c is None else repr(c) for c in self.choices)
+        kind = {"int": "an integer", "fraction": "a fraction"}.get(self.kind, "a number")
+        return f"{kind} from {self.low:g} to {self.high:g}"
+
+
+def _int(low: int, high: int) -> Bound:
+    return Bound("int", low, high)
+
+
+def _num(low: float, high: float, kind: str = "number") -> Bound:
+    return Bound(kind, low, high)
+
+
+def _one_of(*choices: Any) -> Bound:
+    return Bound("choice", choices=choices)
+
+
+TINY = 1e-9  # "more than zero"
+_NONE, _BOOL = _one_of(None), _one_of(True, False)
+_TREE = {
+    "max_depth": (_int(1, 64), _NONE),
+    "min_samples_split": (_int(2, 100_000), _num(TINY, 1.0, "fraction")),
+    "min_samples_leaf": (_int(1, 100_000), _num(TINY, 0.5, "fraction")),
+    "min_weight_fraction_leaf": (_num(0, 0.5),),
+    "max_features": (_int(1, 100_000), _num(TINY, 1.0, "fraction"), _one_of("sqrt", "log2"),
+                     _NONE),
+    "max_leaf_nodes": (_int(2, 100_000), _NONE),
+    "min_impurity_decrease": (_num(0, 1e6),),
+    "ccp_alpha": (_num(0, 1e6),),
+}
+_FOREST = {**_TREE, "n_estimators": (_int(1, 1000),), "bootstrap": (_BOOL,),
+           "oob_score": (_BOOL,),
+           "max_samples": (_int(1, 10_000_000), _num(TINY, 1.0, "fraction"), _NONE)}
+_BOOSTING = {**_TREE, "n_estimators": (_int(1, 1000),), "learning_rate": (_num(TINY, 10),),
+             "subsample": (_num(TINY, 1),), "n_iter_no_change": (_int(1, 1000), _NONE),
+             "validation_fraction": (_num(TINY, 0.99),), "tol": (_num(0, 1),)}
+# The parameters a training spec (or an artifact's lineage) may set, per estimator of
+# mlc_tasks/training.py, and their bounds: nothing a package says can make a training job run
+# for days or take every core (n_jobs, verbose, warm_start are not accepted; the seed sets
+# random_state).
+PARAMETERS: dict[tuple[ModelType, str], dict[str, tuple[Bound, ...]]] = {
+    (ModelType.CLASSIFICATION, "logistic_regression"): {
+        "C": (_num(TINY, 1e6),), "max_iter": (_int(1, 10_000),), "tol": (_num(0, 1),),
+        "fit_intercept": (_BOOL,), "intercept_scaling": (_num(TINY, 1e6),),
+        "l1_ratio": (_num(0, 1), _NONE), "class_weight": (_one_of("balanced", None),),
+        "solver": (_one_of("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag",
+                           "saga"),)},
+    (ModelType.CLASSIFICATION, "random_forest"): {
+        **_FOREST, "criterion": (_one_of("gini", "entropy", "log_loss"),),
+        "class_weight": (_one_of("balanced", "balanced_subsample", None),)},
+    (ModelType.CLASSIFICATION, "gradient_boosting"): {
+        **_BOOSTING, "loss": (_one_of("log_loss", "exponential"),)},
+    (ModelType.REGRESSION, "ridge"): {
+        "alpha": (_num(0, 1e6),), "fit_intercept": (_BOOL,), "positive": (_BOOL,),
+        "max_iter": (_int(1, 100_000), _NONE), "tol": (_num(0, 1),),
+        "solver": (_one_of("auto", "svd", "cholesky", "lsqr", "sparse_cg", "sag", "saga",
+                           "lbfgs"),)},
+    (ModelType.REGRESSION, "random_forest"): {
+        **_FOREST, "criterion": (_one_of("squared_error", "absolute_error", "friedman_mse",
+                                         "poisson"),)},
+    (ModelType.REGRESSION, "gradient_boosting"): {
+        **_BOOSTING, "alpha": (_num(TINY, 0.99),),
+        "loss": (_one_of("squared_error", "absolute_error", "huber", "quantile"),)},
+}
+
+
+def check_parameters(model_type: ModelType, estimator: str, params: dict[str, Any],
+                     field: str) -> None:
+    """Raise InvalidPackageError unless `estimator` is known for the type and every parameter
+    is one it accepts, within its bounds; the message names the field."""
+    accepted = PARAMETERS.get((model_type, estimator))
+    if accepted is None:
+        known = sorted(name for kind, name in PARAMETERS if kind == model_type)
+        raise InvalidPackageError(f"field '{field.rsplit('.', 1)[0]}.estimator': '{estimator}' "
+                                  f"unknown for {model_type}; known: {', '.join(known)}")
+    for name, value in params.items():
+        bounds = accepted.get(name)
+        if bounds is None:
+            raise InvalidPackageError(f"field '{field}.{name}': not a parameter accepted for "
+                                      f"{estimator}; accepted: {', '.join(sorted(accepted))}")
+        if not any(bound.admits(value) for bound in bounds):
+            allowed = "; or ".join(bound.describe() for bound in bounds)
+            raise InvalidPackageError(f"field '{field}.{name}': {value!r:.40} is out of "
+                                      f"bounds for {estimator}: {allowed}")
 
 
 class TrainingSpec(BaseModel):
@@ -89,7 +196,8 @@ class ModelSpec(BaseModel):
     sample: str = "sample.json"
     data_location: str | None = Field(
         default=None, description="where labelled data arrives, a folder per day (YYYY-MM-DD) "
-        "or a URL with {date}: a path relative to the package, or any fsspec URL")
+        "or a URL with {date}: a path relative to the package, or a URL; it must lie under "
+        "an allowed data root (MLC_DATA_ROOTS)")
     metrics_function: str | None = Field(
         default=None, pattern=r"^[\w./-]+\.py:[A-Za-z_]\w*$",
         description="the package's own metrics: file.py:function(y_true, y_pred, y_score)")
@@ -138,12 +246,16 @@ class ModelPackage(BaseModel):
         return _existing_file(self.root, relative)
 
 
-def load_package(root: Path | str) -> ModelPackage:
-    """Read and validate a package folder; raise InvalidPackageError naming the field or file."""
+def load_package(root: Path | str, policy: LocationPolicy | None = None) -> ModelPackage:
+    """Read and validate a package folder; raise InvalidPackageError naming the field or file,
+    UnsafeLocationError for a location outside `policy`'s roots (default: the installation's
+    settings)."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidPackageError(f"{root}: not a folder")
+    refuse_links(root)
     spec = parse_model_yaml(root / "model.yaml")
+    check_estimator(spec, root / "model.yaml")
     artifact = _existing_file(root, spec.artifact) if spec.artifact else None
     if spec.training and not is_url(spec.training.data):
         _existing_file(root, spec.training.data)
@@ -154,10 +266,50 @@ def load_package(root: Path | str) -> ModelPackage:
     if spec.metrics_function:
         _existing_file(root, spec.metrics_function.partition(":")[0])
     sample_rows = read_sample(_existing_file(root, spec.sample))
-    if spec.data_location and not is_url(spec.data_location):  # relative to the package folder
-        spec = spec.model_copy(update={
-            "data_location": (root / spec.data_location).resolve().as_uri()})
+    spec = confine_locations(spec, root, policy or locations.installation_policy())
     return ModelPackage(root=root, spec=spec, artifact_path=artifact, sample_rows=sample_rows)
+
+
+def refuse_links(root: Path) -> None:
+    """A package holds only its own regular files: a symbolic link (to the admin token, say)
+    would be packed, stored and read by the jobs as if it were the package's."""
+    for folder, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise InvalidPackageError(f"{path.relative_to(root)}: a symbolic link; a "
+                                          "package holds only its own files (copy it in)")
+            if not (path.is_dir() or path.is_file()):
+                raise InvalidPackageError(f"{path.relative_to(root)}: not a regular file")
+
+
+def confine_locations(spec: ModelSpec, root: Path, policy: LocationPolicy) -> ModelSpec:
+    """The data location, resolved (relative: to the package folder) and under an allowed root;
+    training data at a URL likewise (it is read when the training job runs)."""
+    if spec.training and is_url(spec.training.data):
+        locations.check(spec.training.data, policy, "training.data")
+    if not spec.data_location:
+        return spec
+    given = spec.data_location
+    if not is_url(given):
+        given = str(root.absolute() / given)
+    checked = locations.check(given, policy, "data_location")
+    url = checked.url if is_url(checked.url) else f"file://{checked.url}"
+    return spec.model_copy(update={"data_location": url})
+
+
+def check_estimator(spec: ModelSpec, path: Path) -> None:
+    """The training spec's estimator and parameters, and the lineage's when it names an
+    estimator this installation trains (retraining uses it as the recipe)."""
+    try:
+        if spec.training:
+            check_parameters(spec.type, spec.training.estimator, spec.training.params,
+                             "training.params")
+        if (spec.type, spec.lineage.estimator) in PARAMETERS:
+            check_parameters(spec.type, str(spec.lineage.estimator), spec.lineage.parameters,
+                             "lineage.parameters")
+    except InvalidPackageError as exc:
+        raise InvalidPackageError(f"{path}: {exc}") from None
 
 
 def parse_model_yaml(path: Path) -> ModelSpec:

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import fsspec
 import numpy as np
 import pandas as pd
 
+from mlc_tasks import locations
 from mlc_tasks.daily_data import read_day
 from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.locations import LocationPolicy, watched_root
 from mlc_tasks.packages import ModelSpec, TrainingSpec
 from mlc_tasks.registry import ModelRecord, NewVersion, VersionRecord
 from mlc_tasks.submission import stored_spec
@@ -45,21 +46,19 @@ def recipe(champion: VersionRecord) -> TrainingSpec:
 
 
 def read_new_data(data: str | None, location: str | None, last_day: date,
-                  window_days: int) -> NewData:
-    """The named file (any fsspec URL), else the data location's last `window_days` days."""
-    if data:
-        try:
-            with fsspec.open(data, "rb") as file:
-                raw = file.read()
-            rows = pd.read_csv(io.BytesIO(raw))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"data: {data} cannot be read as CSV: {exc}") from exc
-        return NewData(rows, data, hashlib.sha256(raw).hexdigest())
+                  window_days: int, policy: LocationPolicy) -> NewData:
+    """The named file, else the data location's last `window_days` days. A named file must lie
+    under the model's data location (whoever asks — a notification, a person — names only data
+    the model's owner set up for it), and that location under an allowed root."""
     if not location:
-        raise InvalidInputError("data: no file named and the model has no data_location")
+        raise InvalidInputError(
+            f"data: {locations.redact(data)} is refused: the model has no data_location for it "
+            "to lie under" if data else "data: no file named and the model has no data_location")
+    if data:
+        return read_named(data, location, policy)
     frames, digest = [], hashlib.sha256()
     for offset in range(window_days - 1, -1, -1):
-        found = read_day(location, last_day - timedelta(days=offset))
+        found = read_day(location, last_day - timedelta(days=offset), policy)
         if found is not None:
             frames.append(found[0])
             digest.update(found[2].encode())
@@ -68,6 +67,17 @@ def read_new_data(data: str | None, location: str | None, last_day: date,
                                 f"up to {last_day}")
     return NewData(pd.concat(frames, ignore_index=True),
                    f"{location} ({window_days} days to {last_day})", digest.hexdigest())
+
+
+def read_named(data: str, location: str, policy: LocationPolicy) -> NewData:
+    base = watched_root(locations.check(location, policy, "data_location").url)
+    checked = locations.check(data, policy, "data", within=base)
+    try:
+        raw = locations.read_bytes(checked)
+        rows = pd.read_csv(io.BytesIO(raw))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"data: {checked.url} cannot be read as CSV: {exc}") from exc
+    return NewData(rows, checked.url, hashlib.sha256(raw).hexdigest())
 
 
 def split_holdout(rows: pd.DataFrame, label: str, share: float, seed: int

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import stat
 import tarfile
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import yaml
 
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.packages import ModelPackage, ModelSpec, file_sha256, is_url, load_package
 from mlc_tasks.registry import NewVersion, Registry, VersionRecord
 from mlc_tasks.serialization import inspect_artifact
@@ -25,10 +28,12 @@ def submit_package(
     store: ArtifactStore,
     reviewed_types: list[str],
     actor: str,
+    policy: LocationPolicy | None = None,
 ) -> tuple[VersionRecord, bool]:
     """Register the package at `path`; returns the version and whether it is new. Everything is
-    checked before anything is written, and the same source submitted again is one version."""
-    package = load_package(path)
+    checked before anything is written, and the same source submitted again is one version.
+    `policy`: where its data may lie (default: the installation's settings)."""
+    package = load_package(path, policy)
     new = describe_version(package, store, reviewed_types)
     version, created = registry.register_version(package.spec, new, actor)
     log.info("%s %s", "registered" if created else "already registered", version.ref)
@@ -82,12 +87,26 @@ def pack_folder(package: ModelPackage) -> bytes:
         for file in sorted(p for p in package.root.rglob("*") if p.is_file()):
             if package.artifact_path and file.resolve() == package.artifact_path:
                 continue
+            data = _own_file(file)
             info = tarfile.TarInfo(str(file.relative_to(package.root)))
-            info.size, info.mtime, info.mode = file.stat().st_size, 0, 0o644
-            tar.addfile(info, io.BytesIO(file.read_bytes()))
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
     data = buffer.getvalue()
     # gzip writes a timestamp into its header; zero it so the bytes only depend on the files
     return data[:4] + b"\0\0\0\0" + data[8:] if data[:2] == b"\x1f\x8b" else data
+
+
+def _own_file(path: Path) -> bytes:
+    """A package file's bytes, never through a symbolic link (one swapped in after the package
+    was checked is refused here)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InvalidPackageError(f"{path}: cannot be read as a file of its own: {exc}") from exc
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise InvalidPackageError(f"{path}: not a regular file")
+        return file.read()
 
 
 def stored_spec(package_uri: str) -> ModelSpec:

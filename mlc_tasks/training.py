@@ -7,7 +7,6 @@ import io
 import logging
 from typing import Any
 
-import fsspec
 import pandas as pd
 import skops.io as sio
 from sklearn.compose import ColumnTransformer
@@ -21,9 +20,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from mlc_tasks import locations
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import InvalidInputError, InvalidPackageError
-from mlc_tasks.packages import ModelType, TrainingSpec, is_url
+from mlc_tasks.locations import LocationPolicy
+from mlc_tasks.packages import ModelType, TrainingSpec, check_parameters, is_url
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.scoring import Column
 from mlc_tasks.serialization import inspect_artifact
@@ -43,14 +44,11 @@ SEEDED = {"random_state"}
 
 
 def build_pipeline(model_type: ModelType, spec: TrainingSpec, schema: list[Column]) -> Pipeline:
-    """Preprocessing from the input schema (scale numbers, one-hot strings) + the estimator."""
-    estimator_class = ESTIMATORS.get((model_type, spec.estimator))
-    if estimator_class is None:
-        known = sorted(name for kind, name in ESTIMATORS if kind == model_type)
-        raise InvalidPackageError(
-            f"field 'training.estimator': '{spec.estimator}' unknown for {model_type}; "
-            f"known: {', '.join(known)}"
-        )
+    """Preprocessing from the input schema (scale numbers, one-hot strings) + the estimator.
+    The parameters are checked against their bounds here too: a recipe may come from a
+    version registered before the bounds existed."""
+    check_parameters(model_type, spec.estimator, spec.params, "training.params")
+    estimator_class = ESTIMATORS[(model_type, spec.estimator)]
     params = dict(spec.params)
     if SEEDED & set(estimator_class().get_params()):
         params["random_state"] = spec.seed
@@ -80,25 +78,29 @@ def fit(
     return pipeline
 
 
-def read_training_data(location: str, package_uri: str) -> bytes:
-    """The training data: a file in the stored package, or any fsspec URL."""
+def read_training_data(location: str, package_uri: str, policy: LocationPolicy) -> bytes:
+    """The training data: a file in the stored package, or a URL under an allowed root
+    (checked again here: the version may have been registered before the roots were)."""
     if not is_url(location):
         return package_member(package_uri, location)
+    checked = locations.check(location, policy, "training.data")
     try:
-        with fsspec.open(location, "rb") as file:
-            return bytes(file.read())
+        return locations.read_bytes(checked)
     except (OSError, ValueError) as exc:
         raise InvalidInputError(f"training data {location}: cannot be read: {exc}") from exc
 
 
 def train_artifact(version: VersionRecord, model_type: ModelType, reviewed_types: list[str],
-                   store: ArtifactStore) -> dict[str, Any]:
+                   store: ArtifactStore, policy: LocationPolicy | None = None
+                   ) -> dict[str, Any]:
     """Run the training job of a version submitted with a training spec: fit, save as skops,
-    check its types, store it. Returns the fields `Registry.attach_artifact` records."""
+    check its types, store it. Returns the fields `Registry.attach_artifact` records. `policy`:
+    where training data may be read (default: the installation's settings)."""
     if version.training is None or version.package_uri is None:
         raise InvalidPackageError(f"{version.ref}: no training spec to train from")
     spec = TrainingSpec.model_validate(version.training)
-    raw = read_training_data(spec.data, version.package_uri)
+    raw = read_training_data(spec.data, version.package_uri,
+                             policy or locations.installation_policy())
     try:
         data = pd.read_csv(io.BytesIO(raw))
     except (ValueError, UnicodeDecodeError) as exc:

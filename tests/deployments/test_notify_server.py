@@ -30,7 +30,7 @@ from tests.receivers import Reply, serve
 SECRET = "notify-test-secret"
 NOW = 1_800_000_000  # the server's injected clock
 NOTE = Notification(id="lake:credit-risk:2026-11-26", model="credit-risk", action="retrain",
-                    data="s3://lake/credit-risk/2026-11-26/", note="nightly load")
+                    note="nightly load")
 
 
 @dataclass
@@ -100,7 +100,9 @@ def notification_audit(registry: Registry) -> list[str]:
 
 
 def test_signed_notification_emits_one_event(endpoint: Endpoint) -> None:
-    answer = endpoint.send()
+    location = endpoint.registry.get_model("credit-risk").data_location
+    note = NOTE.model_copy(update={"data": f"{location}/2026-11-26/labelled.csv"})
+    answer = endpoint.send(note)
     assert answer.status_code == 202, answer.text
     [event] = endpoint.emitter.events
     assert answer.json() == {"accepted": NOTE.id, "event": "mlc.retrain.requested",
@@ -108,9 +110,19 @@ def test_signed_notification_emits_one_event(endpoint: Endpoint) -> None:
     assert event["event"] == "mlc.retrain.requested"
     assert event["resource"]["prefect.resource.id"] == "mlc.model.credit-risk"
     assert event["payload"] == {"model": "credit-risk", "trigger": "notification",
-                                "data": NOTE.data, "day": None,
+                                "data": note.data, "day": None,
                                 "notification_id": NOTE.id, "note": "nightly load"}
     assert notification_audit(endpoint.registry) == ["notification.accepted"]
+
+
+@pytest.mark.parametrize("data", ["s3://lake/credit-risk/2026-11-26/", "file:///etc/passwd",
+                                  "webhdfs://127.0.0.1:9998/x"])
+def test_data_outside_the_models_location_is_refused_and_the_id_stays_free(
+        endpoint: Endpoint, data: str) -> None:
+    answer = endpoint.send(NOTE.model_copy(update={"data": data}))
+    assert answer.status_code == 422 and "data" in answer.json()["detail"], answer.text
+    assert endpoint.emitter.events == [] and notification_audit(endpoint.registry) == []
+    assert endpoint.send().status_code == 202  # the sender corrects it and sends again
 
 
 def test_backtest_without_data(endpoint: Endpoint) -> None:
@@ -238,7 +250,8 @@ def test_main_signs_with_the_key_under_home_and_emits_to_prefect(
         local_settings: MlcSettings, examples_dir: Path) -> None:
     """`python -m deployments.notify_server` as `mlc up` starts it: settings from MLC_*, the
     key generated under home, events POSTed to PREFECT_API_URL (a loopback receiver here)."""
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     try:
         submit_package(examples_dir / "credit-risk", registry,
                        ArtifactStore(local_settings.artifact_url()), list(REVIEWED_TYPES), "ana")

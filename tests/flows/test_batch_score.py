@@ -8,17 +8,19 @@ import shutil
 
 import httpx
 import pandas as pd
+import pytest
 import skops.io as sio
 from typer.testing import CliRunner
 
 from deployments.cli import app
 from flows.batch_score import batch_score
+from mlc_tasks.errors import UnsafeLocationError
 
 
 def test_scores_every_row_beside_the_input(in_prod, prefect_server, tmp_path) -> None:
-    registry, _ = in_prod
+    registry, daily = in_prod
     version = registry.get_version("credit-risk", 1)
-    source = tmp_path / "applicants.csv"
+    source = daily.parent / "applicants.csv"  # under the data root, beside the model's days
     shutil.copy(in_prod[1].parents[1] / "credit-risk" / "data" / "test.csv", source)
     output = batch_score("credit-risk", source.as_uri(), chunk_rows=300)
     assert output == f"{source.as_uri().removesuffix('.csv')}.predictions.credit-risk-v1.csv"
@@ -38,7 +40,8 @@ def test_scores_every_row_beside_the_input(in_prod, prefect_server, tmp_path) ->
 
 
 def test_bad_rows_name_the_column_and_leave_nothing(in_prod, prefect_server, tmp_path) -> None:
-    source = tmp_path / "bad.csv"
+    folder = in_prod[1]  # the model's data location
+    source = folder / "bad.csv"
     frame = pd.read_csv(in_prod[1].parents[1] / "credit-risk" / "data" / "test.csv")
     frame["income"] = frame["income"].astype(object)
     frame.loc[700, "income"] = "lots"
@@ -46,4 +49,29 @@ def test_bad_rows_name_the_column_and_leave_nothing(in_prod, prefect_server, tmp
     done = CliRunner().invoke(app, ["score", "credit-risk", str(source), "--chunk-rows", "300"])
     assert done.exit_code == 1
     assert "rows from 601" in done.output and "income" in done.output
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("bad")) == ["bad.csv"]
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith("bad")) == ["bad.csv"]
+
+
+def test_input_and_output_outside_the_roots_are_refused_and_nothing_is_written(
+        in_prod, prefect_server, local_settings, tmp_path) -> None:
+    registry, daily = in_prod
+    outside = tmp_path / "outside" / "applicants.csv"  # a readable CSV, but not under a root
+    outside.parent.mkdir()
+    shutil.copy(daily.parents[1] / "credit-risk" / "data" / "test.csv", outside)
+    token = local_settings.home / "admin-token"
+    token.write_text("t0ken\n")
+    planted = daily / "applicants.predictions.credit-risk-v1.csv"
+    (daily / "applicants.csv").write_text(outside.read_text())
+    planted.symlink_to(token)  # the output's name, leading into MLC_HOME
+    for uri, field in [(outside.as_uri(), "input_uri"), (str(token), "input_uri"),
+                       ("file:///proc/self/environ", "input_uri"), ("memory://x.csv", "input_uri"),
+                       ("https://u:hunter2@127.0.0.1/x.csv", "input_uri"),
+                       (f"{daily}/../../../outside/applicants.csv", "input_uri"),
+                       (str(daily / "applicants.csv"), "output")]:
+        with pytest.raises(UnsafeLocationError, match=f"^{field}: ") as info:
+            batch_score("credit-risk", uri)
+        assert "hunter2" not in str(info.value)
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["applicants.csv"]
+    assert token.read_text() == "t0ken\n" and planted.is_symlink()
+    assert not [e for e in registry.audit_events("credit-risk")
+                if e.action == "version.batch_scored"]

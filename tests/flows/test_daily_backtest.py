@@ -13,8 +13,12 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from flows.daily_backtest import daily_backtest
+from flows.monitor import monitor
+from mlc_tasks.errors import UnsafeLocationError
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
+from tests.flows.test_data_sensor import registered_before_the_roots
+from tests.receivers import serve
 
 YESTERDAY = (utcnow().date().toordinal() - 1)
 
@@ -82,3 +86,27 @@ def test_bad_labelled_data_names_the_column_and_writes_nothing(
     assert message in done.output
     version = registry.get_version("credit-risk", 1)
     assert not [r for r in registry.test_results(version.id) if r.window == bad_day]
+
+
+@pytest.mark.parametrize("location", [
+    "webhdfs://127.0.0.1:{port}/x", "/", "memory://x", "file:///proc/self",
+    "https://user:hunter2@127.0.0.1:{port}/x", "{home}", "{daily}/../../../.."])
+def test_backtest_and_monitor_never_read_a_location_outside_the_roots(
+        in_prod, prefect_server, local_settings, location: str) -> None:
+    """A model registered before locations were confined: both flows refuse its location at
+    the point of use, alert it as bad data, and record no result."""
+    registry, daily = in_prod
+    with serve() as receiver:
+        registered_before_the_roots(registry, "credit-risk", location.format(
+            port=receiver.url.rsplit(":", 1)[1], home=local_settings.home, daily=daily))
+        assert daily_backtest(None, day()) == [] and monitor(None, day()) == []
+        for flow in (daily_backtest, monitor):
+            with pytest.raises(UnsafeLocationError, match="^data_location: .* is refused"):
+                flow("credit-risk", day())
+        assert receiver.requests == []
+    alerts = {a.monitor: a for a in AlertBook(registry).list(model="credit-risk")
+              if a.metric == "bad-data"}
+    assert set(alerts) == {"backtest", "monitor"}
+    assert all("is refused" in a.detail and "hunter2" not in a.detail for a in alerts.values())
+    version = registry.get_version("credit-risk", 1)
+    assert [r.kind for r in registry.test_results(version.id)] == ["test"]  # nothing new

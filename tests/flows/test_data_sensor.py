@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import update
 
 from flows.data_sensor import data_sensor
 from mlc_tasks.registry import Registry
+from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.arrivals import ArrivalBook
+from mlc_tasks.registry.tables import ModelRow
+from tests.receivers import serve
 
 
 @pytest.fixture
@@ -134,3 +138,34 @@ def test_content_there_at_the_first_look_never_starts_a_run(sensing) -> None:
     data_sensor()
     settled()
     assert data_sensor() == [known.resolve().as_uri()]
+
+
+# ---- containment: a location outside the roots is alerted, never listed -----------------------
+
+def registered_before_the_roots(registry: Registry, model: str, location: str) -> None:
+    """What a model registered before locations were confined may carry."""
+    with registry.transaction() as session:
+        session.execute(update(ModelRow).where(ModelRow.name == model).values(
+            data_location=location))
+
+
+@pytest.mark.parametrize("location", [
+    "webhdfs://127.0.0.1:{port}/x", "http://127.0.0.1:{port}/x", "/", "memory://x",
+    "file:///proc/self/environ", "https://user:hunter2@127.0.0.1:{port}/x", "{home}",
+    "{daily}/../../../.."])
+def test_a_location_outside_the_roots_is_alerted_and_never_listed(
+        in_prod, local_settings, location: str) -> None:
+    registry, daily = in_prod
+    with serve() as receiver:  # what an internal service would see of the sensor
+        bad = location.format(port=receiver.url.rsplit(":", 1)[1], home=local_settings.home,
+                              daily=daily)
+        registered_before_the_roots(registry, "credit-risk", bad)
+        assert data_sensor() == []
+        assert data_sensor() == []  # every look refuses again
+        assert receiver.requests == []
+    [alert] = [a for a in AlertBook(registry).list(model="credit-risk")
+               if a.monitor == "data-sensor"]
+    assert alert.title == "credit-risk: data location cannot be listed" and alert.count == 2
+    assert "UnsafeLocationError" in alert.detail and "is refused" in alert.detail
+    assert "hunter2" not in alert.detail
+    assert not ArrivalBook(registry).watched("credit-risk")  # nothing listed, nothing recorded

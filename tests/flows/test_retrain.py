@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from flows.daily_backtest import daily_backtest
 from flows.retrain import retrain
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import Severity
+from mlc_tasks.errors import UnsafeLocationError
 from mlc_tasks.evaluation import version_model
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import VersionRecord
@@ -34,6 +36,7 @@ from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.scoring import frame_from_rows
+from mlc_tasks.settings import REVIEWED_TYPES
 from tests.conftest import TOKEN
 from tests.flows.conftest import Stack
 from tests.flows.test_on_model_changed import (
@@ -45,6 +48,7 @@ from tests.flows.test_on_model_changed import (
     submit,
     waiting_task,
 )
+from tests.receivers import serve
 
 RETRAINING = [
     {"match": {"model": ["retrain-rollback"]}, "auto_rollback": True, "grace_period": "1h",
@@ -60,9 +64,12 @@ def rt(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
 
 def champion_in_prod(stack: Stack, examples_dir: Path, tmp_path: Path, name: str,
                      risk_tier: str) -> VersionRecord:
-    """A copy of credit-risk serving production, its data location the example's days."""
-    folder = new_package(examples_dir, tmp_path, name, risk_tier,
-                         data_location=str(examples_dir / "daily" / "credit-risk"))
+    """A copy of credit-risk serving production, its data location a copy of the example's
+    days (new rows for it are dropped there: a retraining reads only under it)."""
+    days = data_location(tmp_path)
+    if not days.exists():
+        shutil.copytree(examples_dir / "daily" / "credit-risk", days)
+    folder = new_package(examples_dir, tmp_path, name, risk_tier, data_location=str(days))
     version = submit(stack, folder)
     for state in (State.TESTED, State.APPROVED):
         version = stack.registry.transition(version.id, state, "tester")
@@ -72,10 +79,15 @@ def champion_in_prod(stack: Stack, examples_dir: Path, tmp_path: Path, name: str
     return stack.registry.get_version(name, 1)
 
 
+def data_location(tmp_path: Path) -> Path:
+    return tmp_path / "daily" / "credit-risk"
+
+
 def new_rows(examples_dir: Path, tmp_path: Path, rows: slice = slice(None)) -> str:
-    """Fresh labelled rows from the changed world (examples/generate.py), as a file URL."""
+    """Fresh labelled rows from the changed world (examples/generate.py) in the data location,
+    as a file URL."""
     frame = pd.read_csv(examples_dir / "new-data" / "credit-risk.csv").iloc[rows]
-    path = tmp_path / f"new-{rows.start}-{rows.stop}.csv"
+    path = data_location(tmp_path) / f"new-{rows.start}-{rows.stop}.csv"
     frame.to_csv(path, index=False)
     return path.as_uri()
 
@@ -115,7 +127,8 @@ def prod_predictions(stack: Stack, rows: list[dict[str, Any]]) -> list[Any]:
 
 
 def local_predictions(version: VersionRecord, rows: list[dict[str, Any]]) -> list[Any]:
-    return version_model(version).predict(frame_from_rows(rows, version.input_schema)).tolist()
+    model = version_model(version, list(REVIEWED_TYPES))
+    return model.predict(frame_from_rows(rows, version.input_schema)).tolist()
 
 
 def test_a_clearly_better_challenger_is_promoted_after_approval(
@@ -132,7 +145,7 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     evidence = form_description(task.flow_run_id)  # what the approver reads in the form
     assert "Challenger retrain-win:2 against champion retrain-win:1" in evidence
     assert "Decision: **promote**" in evidence
-    assert "| roc_auc |" in evidence and "held-out rows" in evidence
+    assert "- **roc_auc** (deciding): " in evidence and "held-out rows" in evidence
 
     done = mlc("approve", str(task.id), "--as", "rita", "--comment", "the comparison is clear")
     assert done.exit_code == 0, done.output
@@ -242,3 +255,33 @@ def test_a_critical_breach_within_the_grace_period_rolls_back(
     assert review.join().is_completed()
     assert rt.registry.get_version("retrain-rollback", 2).state == State.RETIRED
     assert serving(rt, "prod")["version_id"] == champion.id
+
+
+def test_a_retraining_reads_only_under_the_models_data_location(
+        rt, examples_dir, tmp_path) -> None:
+    """A notification's or a person's `data` must lie under the model's data location: a file
+    elsewhere, even under a data root, is refused before it is read, and nothing is written."""
+    champion_in_prod(rt, examples_dir, tmp_path, "retrain-confined", "low")
+    elsewhere = tmp_path / "elsewhere.csv"  # under the test's data root, not the model's folder
+    shutil.copy(examples_dir / "new-data" / "credit-risk.csv", elsewhere)
+    with serve() as receiver:
+        port = receiver.url.rsplit(":", 1)[1]
+        for data, reason in [
+                (elsewhere.as_uri(), "not under"),
+                (f"{data_location(tmp_path)}/../../elsewhere.csv", "not under"),
+                (str(rt.settings.home / "registry.db"), "outside the allowed locations"),
+                ("file:///proc/self/environ", "outside the allowed locations"),
+                (f"webhdfs://127.0.0.1:{port}/x.csv", "webhdfs:// protocol is not allowed"),
+                (f"https://u:hunter2@127.0.0.1:{port}/x.csv", "credentials in the URL"),
+                ("memory://x.csv", "memory:// protocol is not allowed"),
+                ("../elsewhere.csv", "not an absolute path")]:
+            state = retrain("retrain-confined", data=data, trigger="notification",
+                            return_state=True)
+            assert state.is_failed(), data
+            with pytest.raises(UnsafeLocationError, match=f"^data: .*{reason}") as info:
+                state.result()
+            assert "hunter2" not in str(info.value)
+        assert receiver.requests == []
+    assert [v.number for v in rt.registry.list_versions("retrain-confined")] == [1]
+    assert not [e for e in rt.registry.audit_events("retrain-confined")
+                if e.action == "model.retraining"]

@@ -11,11 +11,13 @@ import threading
 
 import pytest
 
-from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.errors import InvalidInputError, UnsafeLocationError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.notifications import (
     Notification,
     SignatureError,
     body_sha256,
+    check_data,
     parse,
     sign,
     verify,
@@ -95,6 +97,41 @@ def test_parse_round_trip() -> None:
 def test_parse_names_the_field(body, field) -> None:
     with pytest.raises(InvalidInputError, match=re.escape(field)):
         parse(body)
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    ("webhdfs://127.0.0.1:9998/x", "the webhdfs:// protocol is not allowed"),
+    ("memory://x", "the memory:// protocol is not allowed"),
+    ("https://user:hunter2@host.example/x.csv", "credentials in the URL"),
+    ("s3://lake/x.csv?X-Amz-Signature=abc", "query strings"),
+    ("../../etc/passwd", "not an absolute path"),
+    ("simplecache::file:///etc/passwd", "'::' chains"),
+])
+def test_parse_refuses_data_no_root_could_allow(data: str, reason: str) -> None:
+    body = Notification.model_construct(id="n-1", model="credit-risk", action="retrain",
+                                        data=data, note="").model_dump_json().encode()
+    with pytest.raises(InvalidInputError, match="field 'data'") as info:
+        parse(body)
+    assert reason in str(info.value)
+    assert "hunter2" not in str(info.value) and "X-Amz-Signature" not in str(info.value)
+
+
+def test_the_data_must_lie_under_the_models_data_location(tmp_path) -> None:
+    policy = LocationPolicy(roots=[str(tmp_path / "lake")])
+    location = f"file://{tmp_path}/lake/credit-risk"
+    ok = NOTE.model_copy(update={"data": f"{tmp_path}/lake/credit-risk/2026-11-26/a.csv"})
+    check_data(ok, location, policy)
+    check_data(NOTE.model_copy(update={"data": None}), None, policy)
+    for data, reason in [(f"{tmp_path}/lake/house-prices/a.csv", "not under"),
+                         (f"{tmp_path}/lake/credit-risk/../../home/admin-token", "outside"),
+                         ("file:///proc/self/environ", "outside"),
+                         ("s3://lake/credit-risk/2026-11-26/", "outside")]:
+        with pytest.raises(UnsafeLocationError, match=f"^data: .*{reason}"):
+            check_data(NOTE.model_copy(update={"data": data}), location, policy)
+    with pytest.raises(InvalidInputError, match="model 'credit-risk' has no data_location"):
+        check_data(ok, None, policy)
+    with pytest.raises(UnsafeLocationError, match="^data_location: /"):
+        check_data(ok, "/", policy)  # a model registered before the roots were
 
 
 # ---- the registry's record of accepted ids (SQLite and PostgreSQL) ---------------------------

@@ -3,6 +3,7 @@ and lineage, reading new data, and the sensor's view of a location."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 
@@ -12,7 +13,8 @@ import yaml
 
 from mlc_tasks import retraining
 from mlc_tasks.data_sensor import day_of, list_files, watched_root
-from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.errors import InvalidInputError, InvalidPackageError, UnsafeLocationError
+from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
@@ -68,27 +70,82 @@ def test_the_held_out_rows_are_the_same_on_a_rerun_and_all_labelled() -> None:
         retraining.split_holdout(rows, "outcome", 0.3, seed=7)
 
 
-def test_new_data_errors_name_the_file_or_the_location(tmp_path: Path) -> None:
+@pytest.fixture
+def roots(tmp_path: Path) -> LocationPolicy:
+    """The lake is the one data root; MLC_HOME sits beside it."""
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "admin-token").write_text("t0ken\n")
+    return LocationPolicy(roots=[str(tmp_path / "lake")], protected=[str(tmp_path / "home")])
+
+
+def test_new_data_errors_name_the_file_or_the_location(tmp_path: Path, roots) -> None:
+    lake = tmp_path / "lake"
     with pytest.raises(InvalidInputError, match="data: .*missing.csv cannot be read"):
-        retraining.read_new_data(str(tmp_path / "missing.csv"), None, date(2026, 1, 2), 3)
+        retraining.read_new_data(str(lake / "missing.csv"), str(lake), date(2026, 1, 2), 3,
+                                 roots)
     with pytest.raises(InvalidInputError, match="no labelled data at .* in the 3 days"):
-        retraining.read_new_data(None, str(tmp_path), date(2026, 1, 2), 3)
-    day = tmp_path / "2026-01-01"
+        retraining.read_new_data(None, str(lake), date(2026, 1, 2), 3, roots)
+    day = lake / "2026-01-01"
     day.mkdir()
     (day / "a.csv").write_text("x,default\n1,0\n2,1\n")
-    found = retraining.read_new_data(None, str(tmp_path), date(2026, 1, 2), 3)
+    found = retraining.read_new_data(None, str(lake), date(2026, 1, 2), 3, roots)
     assert len(found.rows) == 2 and "3 days to 2026-01-02" in found.uri
+    named = retraining.read_new_data(str(day / "a.csv"), str(lake), date(2026, 1, 2), 3, roots)
+    assert (len(named.rows), named.uri) == (2, str(day / "a.csv"))
+
+
+@pytest.mark.parametrize(("data", "location", "message"), [
+    ("{home}/admin-token", "{lake}", "outside the allowed locations"),
+    ("{lake}/other/x.csv", "{lake}/credit", "data: {lake}/other/x.csv is refused: not under "
+                                            "{lake}/credit"),
+    ("file:///proc/self/environ", "{lake}", "outside the allowed locations"),
+    ("memory://x.csv", "{lake}", "the memory:// protocol is not allowed"),
+    ("https://user:hunter2@127.0.0.1/x.csv", "{lake}", "credentials in the URL"),
+    ("{lake}/credit/../../home/admin-token", "{lake}/credit", "outside the allowed"),
+    ("{lake}/x.csv", None, "the model has no data_location for it to lie under"),
+    ("{lake}/x.csv", "webhdfs://127.0.0.1:9/x", "data_location: webhdfs://127.0.0.1:9/x is "
+                                               "refused: the webhdfs:// protocol"),
+    (None, "/", "data_location: / is refused: outside the allowed locations"),
+])
+def test_a_retraining_reads_only_under_the_models_data_location(
+        tmp_path: Path, roots, data, location, message) -> None:
+    def place(text: str | None) -> str | None:
+        return None if text is None else text.format(lake=tmp_path / "lake",
+                                                     home=tmp_path / "home")
+
+    with pytest.raises(InvalidInputError, match=re.escape(place(message))) as info:
+        retraining.read_new_data(place(data), place(location), date(2026, 1, 2), 3, roots)
+    assert "hunter2" not in str(info.value)
 
 
 def test_the_sensor_lists_csv_files_under_the_location(tmp_path: Path) -> None:
+    policy = LocationPolicy(roots=[str(tmp_path)])
     (tmp_path / "2026-01-01").mkdir()
     (tmp_path / "2026-01-01" / "a.csv").write_text("x\n1\n")
     (tmp_path / "notes.txt").write_text("not data")
-    files = list_files(tmp_path.as_uri())
+    files = list_files(tmp_path.as_uri(), policy)
     assert list(files) == [(tmp_path / "2026-01-01" / "a.csv").as_uri()]
     assert next(iter(files.values())).startswith("4:")  # size, then modification time
-    assert list_files((tmp_path / "absent").as_uri()) == {}
+    assert list_files((tmp_path / "absent").as_uri(), policy) == {}
     assert watched_root("s3://lake/credit/date={date}/*.csv") == "s3://lake/credit"
     assert day_of("file:///d/2026-01-01/a.csv") == date(2026, 1, 1)
     assert day_of("s3://lake/credit/date=2026-01-01/a.csv") == date(2026, 1, 1)
     assert day_of("file:///d/fresh.csv") is None
+
+
+@pytest.mark.parametrize("location", ["webhdfs://127.0.0.1:9/x", "/", "{tmp}/lake/../home",
+                                      "memory://x", "file:///proc/self"])
+def test_the_sensor_never_lists_a_location_outside_the_roots(tmp_path, roots, location) -> None:
+    with pytest.raises(UnsafeLocationError, match="data_location: .* is refused"):
+        list_files(location.format(tmp=tmp_path), roots)
+
+
+def test_links_out_of_a_location_are_never_read(tmp_path, roots) -> None:
+    lake, home = tmp_path / "lake", tmp_path / "home"
+    (home / "registry.csv").write_text("secret\n1\n")
+    (lake / "token.csv").symlink_to(home / "admin-token")
+    (lake / "2026-01-01").symlink_to(home, target_is_directory=True)  # a day that is a link
+    assert list_files(str(lake), roots) == {}  # links are not files or folders to walk
+    with pytest.raises(UnsafeLocationError, match="registry.csv is refused: outside the "):
+        retraining.read_new_data(None, str(lake), date(2026, 1, 1), 1, roots)
