@@ -6,9 +6,21 @@ STAMP := $(VENV)/.installed
 export MLC_HOME ?= $(CURDIR)/.mlc
 EXAMPLES := examples/credit-risk examples/house-prices
 
-.PHONY: setup run test check examples clean bench
+.PHONY: setup sandbox run test check examples clean bench
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox
+
+# Package code (a model's metrics function) runs only inside bubblewrap (mlc_tasks/sandbox.py).
+sandbox:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing bubblewrap, the sandbox package code runs in"; \
+	    apt-get install -y -qq bubblewrap >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; }; \
+	  else \
+	    echo "warning: bubblewrap (bwrap) is missing, so package code will be refused:" \
+	         "install it (apt-get install bubblewrap)" >&2; \
+	  fi; }
 
 # -qq keeps pip's own warnings out (errors still show); PYTHONWARNINGS keeps the build
 # backend's editable-install notice out. What is being installed is said before it starts.
@@ -22,17 +34,18 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 	@echo "$(VENV) is ready"
 
-examples: $(STAMP)
+examples: $(STAMP) sandbox
 	@echo "generating the example packages and their data (examples/)"
 	@$(BIN)/python examples/generate.py $(EXAMPLES)
 
 # Starts the Prefect server, the qa and prod runtimes, serves every deployment and submits
 # the bundled examples. Ctrl-C stops all of it.
 run: export MLC_POLICY_FILE ?= $(CURDIR)/examples/policy.yaml
+run: export MLC_DATA_ROOTS ?= ["$(CURDIR)/examples"]
 run: examples
 	$(BIN)/mlc up $(addprefix --submit ,$(EXAMPLES))
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 check: $(STAMP)

@@ -98,11 +98,12 @@ def on_model_changed(model: str, number: int) -> State:
         return Completed(message=f"{version.ref} is handled by flow run {other}")
     try:
         version = train_step(ctx, version)
-        if not reviewed(ctx, version, "test", lambda: test_model(model, number)):
-            return reject(ctx, version, "missed the policy's test thresholds")
+        # the scan comes before anything loads the artifact or runs the package's code
         found = reviewed(ctx, version, "scan", lambda: stored_scan(ctx, version) or scan(version))
         if not found.passed:
             return reject(ctx, version, f"security scan: {found.failures()}")
+        if not reviewed(ctx, version, "test", lambda: test_model(model, number)):
+            return reject(ctx, version, "missed the policy's test thresholds")
         if not approve(ctx, version, found):
             closed = ctx.registry.get_version(model, number)
             return Completed(message=f"{closed.ref} is {closed.state}")

@@ -33,12 +33,14 @@ def run_test_job(version: VersionRecord) -> TestResult:
     if not spec.test_data:
         raise InvalidPackageError(f"{version.ref}: model.yaml declares no test_data")
     raw = package_member(version.package_uri, spec.test_data)
-    return evaluation.test_version(version, evaluation.version_model(version),
+    return evaluation.test_version(version, evaluation.version_model(
+                                       version, ctx.settings.trusted_types),
                                    pd.read_csv(io.BytesIO(raw)),
                                    f"{version.package_uri}#{spec.test_data}",
                                    hashlib.sha256(raw).hexdigest(),
                                    ctx.policy().thresholds_for(spec.type),
-                                   own_metrics=evaluation.own_metrics(version, spec))
+                                   own_metrics=evaluation.own_metrics(
+                                       version, spec, ctx.settings.sandbox_limits()))
 
 
 def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSignal:

@@ -12,7 +12,7 @@ import pandas as pd
 from mlc_tasks import comparison, fairness
 from mlc_tasks.comparison import Comparison, ComparisonSettings, PairedTest, Scored
 from mlc_tasks.evaluation import SCORERS, labelled_frame
-from mlc_tasks.package_metrics import run_metrics_bootstrap
+from mlc_tasks.package_metrics import PackageCode, run_metrics_bootstrap
 from mlc_tasks.registry import VersionRecord
 
 
@@ -51,14 +51,14 @@ def fairness_gaps(held: pd.DataFrame, version: VersionRecord, y: np.ndarray, pre
     return gaps
 
 
-def own_metric_tests(own: tuple[str, str] | None, y: np.ndarray, champion: Scored,
+def own_metric_tests(own: PackageCode | None, y: np.ndarray, champion: Scored,
                      challenger: Scored, settings: ComparisonSettings) -> dict[str, PairedTest]:
     """The package's own metrics, bootstrapped on the same resamples as the standard ones;
     only those whose better direction the policy states (a guard or the deciding metric)."""
     if own is None or not (settings.guarded or settings.better):
         return {}
     samples = run_metrics_bootstrap(
-        own[0], own[1], y.tolist(), (champion.pred.tolist(), _list(champion.score)),
+        own, y.tolist(), (champion.pred.tolist(), _list(champion.score)),
         (challenger.pred.tolist(), _list(challenger.score)), settings.resamples, settings.seed,
         set(SCORERS))
     return comparison.own_tests({name: values for name, values in samples.items()
@@ -71,7 +71,7 @@ def _list(values: np.ndarray | None) -> list[float] | None:
 
 def judge(model_type: str, champion: VersionRecord, champion_model: Any, challenger_model: Any,
           held: pd.DataFrame, settings: ComparisonSettings,
-          own: tuple[str, str] | None) -> Comparison:
+          own: PackageCode | None) -> Comparison:
     """Compare the two on the held-out rows as the policy's rule says."""
     features, labels = labelled_frame(held, champion.input_schema, champion.label,
                                       "held-out rows")

@@ -15,10 +15,11 @@ from sklearn import metrics as skm
 
 from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.errors import InvalidInputError
-from mlc_tasks.package_metrics import run_metrics_function
+from mlc_tasks.package_metrics import PackageCode, run_metrics_function
 from mlc_tasks.packages import ModelSpec
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.sandbox import SandboxLimits
 from mlc_tasks.scoring import Column, frame_from_rows
 from mlc_tasks.serialization import load_artifact
 from mlc_tasks.submission import package_member
@@ -61,13 +62,13 @@ def compute_metrics(model: Any, features: pd.DataFrame, labels: pd.Series,
     return {name: float(SCORERS[name](model, labels, features)) for name in names}
 
 
-def package_metrics(model: Any, features: pd.DataFrame, labels: pd.Series, reference: str,
-                    code: str, standard: set[str]) -> dict[str, float]:
+def package_metrics(model: Any, features: pd.DataFrame, labels: pd.Series, code: PackageCode,
+                    standard: set[str]) -> dict[str, float]:
     """The package's own metrics on the same rows (labels, predictions, positive scores)."""
     scores = (model.predict_proba(features)[:, 1].tolist()
               if hasattr(model, "predict_proba") else None)
-    return run_metrics_function(reference, code, labels.tolist(),
-                                model.predict(features).tolist(), scores, standard)
+    return run_metrics_function(code, labels.tolist(), model.predict(features).tolist(),
+                                scores, standard)
 
 
 def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
@@ -87,14 +88,14 @@ def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
 
 def test_version(version: VersionRecord, model: Any, data: pd.DataFrame, dataset_uri: str,
                  dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = "test",
-                 own_metrics: tuple[str, str] | None = None) -> TestResult:
+                 own_metrics: PackageCode | None = None) -> TestResult:
     """Run the test job and build the standard test record (not stored here). `own_metrics`
     is the package's metrics function: (file.py:function, its source)."""
     features, labels = labelled_frame(data, version.input_schema, version.label, dataset_uri)
     names = sorted(set(version.metrics) | set(thresholds))
     metrics = compute_metrics(model, features, labels, names)
     if own_metrics is not None:
-        metrics |= package_metrics(model, features, labels, *own_metrics, set(SCORERS))
+        metrics |= package_metrics(model, features, labels, own_metrics, set(SCORERS))
     checks = check_thresholds(metrics, thresholds)
     log.info("%s on %s: %s", version.ref, dataset_uri, metrics)
     return TestResult(id=uuid.uuid4().hex, version_id=version.id, kind=kind,
@@ -116,17 +117,20 @@ def result_table(result: TestResult) -> list[dict[str, Any]]:
     return rows
 
 
-def version_model(version: VersionRecord) -> Any:
-    """The version's model: its artifact fetched, sha256-checked and loaded safely."""
+def version_model(version: VersionRecord, reviewed: list[str]) -> Any:
+    """The version's model: its artifact fetched, sha256-checked and loaded trusting only the
+    recorded types that `reviewed` (the loading installation's own list) also holds."""
     if version.artifact_uri is None or version.artifact_sha256 is None:
         raise InvalidInputError(f"{version.ref} has no artifact yet (train it first)")
     data = fetch_verified(version.artifact_uri, version.artifact_sha256)
-    return load_artifact(data, version.artifact_uri, version.trusted_types)
+    return load_artifact(data, version.artifact_uri, version.trusted_types, reviewed)
 
 
-def own_metrics(version: VersionRecord, spec: ModelSpec) -> tuple[str, str] | None:
-    """The package's metrics function as (file.py:function, its source), if it declares one."""
+def own_metrics(version: VersionRecord, spec: ModelSpec, limits: SandboxLimits
+                ) -> PackageCode | None:
+    """The package's metrics function and the sandbox limits it runs in, if it declares one."""
     if not spec.metrics_function or version.package_uri is None:
         return None
     file = spec.metrics_function.partition(":")[0]
-    return spec.metrics_function, package_member(version.package_uri, file).decode()
+    return PackageCode(reference=spec.metrics_function,
+                       source=package_member(version.package_uri, file).decode(), limits=limits)

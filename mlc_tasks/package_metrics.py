@@ -1,8 +1,8 @@
 """A package's own metrics function (`metrics_function: metrics.py:business_metrics` in
 model.yaml): called with the labels, the predictions and the positive-class scores, it returns
-{name: number}. It is the package owner's code, so it runs in its own isolated Python process
-(`python -I`, an empty environment, a temporary working folder, a time limit) and sees only
-those three lists, never the model, the registry or our settings and secrets.
+{name: number}. It is the package owner's code, so it runs contained (mlc_tasks/sandbox.py:
+bubblewrap, no network, no files of ours, limits) and sees only those three lists, never the
+model, the registry or our settings and secrets.
 
 In bootstrap mode (champion/challenger comparison) one such process calls it on all rows and on
 every resample, for both models, with the same row indices as comparison.bootstrap_indices."""
@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.sandbox import SandboxLimits, run_contained
 
 LOADER = r"""
 import json, sys, types
@@ -66,6 +66,17 @@ json.dump({name: [full[0][name], full[1][name], samples[0][name], samples[1][nam
 """
 
 
+class PackageCode(BaseModel):
+    """A package's metrics function: `file.py:function`, the file's source, and the limits
+    of the sandbox it runs in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reference: str
+    source: str
+    limits: SandboxLimits = SandboxLimits()
+
+
 def parse_reference(reference: str) -> tuple[str, str]:
     """`metrics.py:business_metrics` → (file, function)."""
     file, _, function = reference.partition(":")
@@ -75,20 +86,18 @@ def parse_reference(reference: str) -> tuple[str, str]:
     return file, function
 
 
-def run_metrics_function(reference: str, code: str, y_true: list[Any], y_pred: list[Any],
-                         y_score: list[float] | None, standard: set[str],
-                         timeout: float = 120.0) -> dict[str, float]:
+def run_metrics_function(code: PackageCode, y_true: list[Any], y_pred: list[Any],
+                         y_score: list[float] | None, standard: set[str]) -> dict[str, float]:
     """The function's metrics; errors name the function and what is wrong."""
-    request = {"code": code, "y_true": y_true, "y_pred": y_pred, "y_score": y_score}
-    return checked(reference, _run(reference, RUNNER, request, timeout), standard)
+    request = {"y_true": y_true, "y_pred": y_pred, "y_score": y_score}
+    return checked(code.reference, _run(code, RUNNER, request), standard)
 
 
 Side = tuple[list[Any], list[float] | None]  # (predictions, positive-class scores or None)
 
 
-def run_metrics_bootstrap(reference: str, code: str, y_true: list[Any], champion: Side,
-                          challenger: Side, resamples: int, seed: int, standard: set[str],
-                          timeout: float = 300.0
+def run_metrics_bootstrap(code: PackageCode, y_true: list[Any], champion: Side,
+                          challenger: Side, resamples: int, seed: int, standard: set[str]
                           ) -> dict[str, tuple[float, float, list[float], list[float]]]:
     """Metric → (champion on all rows, challenger on all rows, champion per resample,
     challenger per resample), the resamples shared by both models; one process for all."""
@@ -97,34 +106,33 @@ def run_metrics_bootstrap(reference: str, code: str, y_true: list[Any], champion
             if values is not None and len(values) != len(y_true):
                 raise InvalidInputError(f"{name} {what}: {len(values)} values for "
                                         f"{len(y_true)} labelled rows")
-    request = {"code": code, "y_true": y_true, "champion": list(champion),
-               "challenger": list(challenger), "resamples": resamples, "seed": seed}
-    found = _run(reference, BOOTSTRAP_RUNNER, request, timeout)
+    request = {"y_true": y_true, "champion": list(champion), "challenger": list(challenger),
+               "resamples": resamples, "seed": seed}
+    found = _run(code, BOOTSTRAP_RUNNER, request)
     for side in (0, 1):
-        checked(reference, {name: values[side] for name, values in found.items()}, standard)
+        checked(code.reference, {name: values[side] for name, values in found.items()},
+                standard)
         for name, values in found.items():
             if not all(math.isfinite(v) for v in values[2 + side]):
-                raise InvalidPackageError(f"{reference}: metric '{name}' is not a finite "
+                raise InvalidPackageError(f"{code.reference}: metric '{name}' is not a finite "
                                           "number on some resamples")
     return {name: (a, b, list(sa), list(sb)) for name, (a, b, sa, sb) in found.items()}
 
 
-def _run(reference: str, runner: str, request: dict[str, Any], timeout: float) -> Any:
-    """The runner's JSON answer from an isolated process; errors name the function."""
-    file, function = parse_reference(reference)
-    request = {"file": file, "function": function} | request
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            done = subprocess.run([sys.executable, "-I", "-c", runner], input=json.dumps(request),
-                                  capture_output=True, text=True, timeout=timeout, cwd=folder,
-                                  env={"PATH": os.defpath})  # no tokens, no passwords
-        except subprocess.TimeoutExpired as exc:
-            raise InvalidPackageError(f"{reference}: did not finish within {timeout:.0f} s"
-                                      ) from exc
+def _run(code: PackageCode, runner: str, request: dict[str, Any]) -> Any:
+    """The runner's JSON answer from a contained process; errors name the function."""
+    file, function = parse_reference(code.reference)
+    request = {"file": file, "function": function, "code": code.source} | request
+    done = run_contained([sys.executable, "-I", "-c", runner], json.dumps(request),
+                         code.limits, code.reference)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise InvalidPackageError(f"{reference} failed: {last}")
-    return json.loads(done.stdout)
+        raise InvalidPackageError(f"{code.reference} failed: {last}")
+    try:
+        return json.loads(done.stdout)
+    except json.JSONDecodeError as exc:
+        raise InvalidPackageError(f"{code.reference}: printed something other than its "
+                                  f"result ({exc})") from exc
 
 
 def checked(reference: str, metrics: dict[str, float], standard: set[str]) -> dict[str, float]:

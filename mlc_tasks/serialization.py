@@ -57,11 +57,17 @@ def check_not_pickle(data: bytes, name: str) -> None:
         raise UnsafeArtifactError(f"{name}: not a skops file (expected a zip archive)")
 
 
-def load_artifact(data: bytes, name: str, trusted: list[str]) -> Any:
-    """Load a skops artifact trusting only skops' defaults and the recorded reviewed types."""
+def load_artifact(data: bytes, name: str, recorded: list[str], reviewed: list[str]) -> Any:
+    """Load a skops artifact trusting only skops' defaults and the types both recorded for the
+    version and reviewed by this loading process's own installation: whatever a submitter's
+    environment said when the version was registered never counts on its own."""
     check_not_pickle(data, name)
+    unreviewed = sorted(set(recorded) - set(reviewed))
+    if unreviewed:
+        raise UnsafeArtifactError(f"{name}: types not reviewed on this installation: "
+                                  f"{', '.join(unreviewed)}; it is not loaded")
     try:
-        return sio.loads(data, trusted=trusted)
+        return sio.loads(data, trusted=sorted(set(recorded) & set(reviewed)))
     except Exception as exc:  # skops raises UntrustedTypesFoundException and parse errors
         raise UnsafeArtifactError(f"{name}: cannot be loaded safely: {exc}") from exc
 

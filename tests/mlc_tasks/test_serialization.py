@@ -47,9 +47,22 @@ def test_reviewed_types_are_recorded_and_trusted_on_load() -> None:
     name = "tests.mlc_tasks.custom_estimator.HomeMadeEstimator"
     types = inspect_artifact(data, "m.skops", [name])
     assert types.needs_review == [name]
-    assert load_artifact(data, "m.skops", types.needs_review).factor == 3.0
+    assert load_artifact(data, "m.skops", types.needs_review, [name]).factor == 3.0
     with pytest.raises(UnsafeArtifactError, match="cannot be loaded safely"):
-        load_artifact(data, "m.skops", [])
+        load_artifact(data, "m.skops", [], [name])  # recorded as needing nothing: skops refuses
+
+
+def test_the_loader_decides_what_is_trusted_not_the_version_record() -> None:
+    """A submitter whose own environment trusted a type gets it recorded on the version; every
+    loader trusts only what its installation reviewed, so nothing of it runs."""
+    payload = sio.dumps({"call": exec})  # needs builtins.exec
+    recorded = inspect_artifact(payload, "m.skops", ["builtins.exec"]).needs_review
+    assert recorded == ["builtins.exec"]
+    with pytest.raises(UnsafeArtifactError, match="not reviewed on this installation: "
+                       "builtins.exec; it is not loaded"):
+        load_artifact(payload, "m.skops", recorded, list(REVIEWED_TYPES))
+    with pytest.raises(UnsafeArtifactError, match="types not reviewed: builtins.exec"):
+        inspect_artifact(payload, "m.skops", list(REVIEWED_TYPES))  # the scan's view
 
 
 def test_not_a_zip_is_refused() -> None:
