@@ -20,6 +20,8 @@ from deployments.reconcile import (
     settle_orphaned_runs,
     silence_signal,
 )
+from deployments.supervision import Backoff, crashed_signal, restartable
+from mlc_tasks.alert_records import AlertSignal
 from mlc_tasks.errors import MlcError
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.run_health import silenced
@@ -38,9 +40,12 @@ class Supervisor:
     def __init__(self, settings: MlcSettings) -> None:
         self.settings = settings
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.commands: dict[str, list[str]] = {}
+        self.backoff: dict[str, Backoff] = {}
         self.env = os.environ.copy()
         self.env["MLC_HOME"] = str(settings.home.resolve())  # children see this installation
         self.env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")  # triggered runs start sooner
+        self.env.setdefault("DO_NOT_TRACK", "1")  # no usage data leaves the machine
         self.logs = settings.home / "logs"
         self.prefect: PrefectRuns | None = None
 
@@ -91,8 +96,9 @@ class Supervisor:
         return f"http://{host}:{port}"
 
     def start_runtimes(self) -> None:
-        self.settings.resolved_admin_token()  # create the token once, before the runtimes read it
         for runtime in self.settings.runtimes:
+            # each runtime's own token, created once before the runtime and the flows read it
+            self.settings.resolved_runtime_token(runtime.name)
             tags = ",".join(f"{k}={v}" for k, v in runtime.tags.items())
             process = self.spawn(f"runtime-{runtime.name}", [
                 PYTHON, "-m", "deployments.cli", "runtime", "start", runtime.name,
@@ -196,20 +202,50 @@ Ctrl-C here stops everything.""")
         with (self.logs / f"{name}.log").open("ab") as logfile:
             process = subprocess.Popen(command, env=self.env, stdout=logfile,
                                        stderr=subprocess.STDOUT, start_new_session=True)
-        self.children.append((name, process))
+        self.children = [(n, p) for n, p in self.children if n != name] + [(name, process)]
+        self.commands[name] = command
+        self.backoff.setdefault(name, Backoff()).started = time.monotonic()
         return process
 
     def watch(self) -> int:
         next_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
         while True:
-            for name, process in self.children:
-                if process.poll() is not None:
+            for name, process in list(self.children):
+                if process.poll() is None:
+                    continue
+                if not restartable(name):
                     say(f"{name} exited with {process.returncode}; see {self.logs}/{name}.log")
                     return 1
+                self.bring_back(name, process.returncode)
             if time.monotonic() >= next_check:
                 self.check_schedules()
                 next_check = time.monotonic() + SCHEDULE_CHECK_SECONDS
             time.sleep(1)
+
+    def bring_back(self, name: str, code: int | None) -> None:
+        """A runtime, the notification endpoint or the API died: alert once, restart it after
+        its backoff (the rest of the installation keeps going)."""
+        backoff, now = self.backoff[name], time.monotonic()
+        if backoff.due is None:
+            delay = backoff.exited(now)
+            say(f"{name} exited with {code}; restarting in {delay:.0f} s "
+                f"(see {self.logs}/{name}.log)")
+            self.alert(crashed_signal(name, code, delay, f"{self.logs}/{name}.log"))
+        elif backoff.ready(now):
+            self.spawn(name, self.commands[name])
+            backoff.restarted(now)
+            say(f"{name} restarted")
+
+    def alert(self, signal_: AlertSignal) -> None:
+        """Raise and deliver an alert of the installation itself; never stops `mlc up`."""
+        try:
+            ctx = Context(self.settings)
+            window = timedelta(minutes=self.settings.alert_suppression_minutes)
+            AlertBook(ctx.registry).raise_alert(signal_, ctx.alert_channels_for(signal_),
+                                                window)
+            ctx.deliver_alerts()
+        except MlcError as exc:
+            say(f"warning: alert not recorded: {exc}")
 
     def check_schedules(self) -> None:
         """An alert for each scheduled deployment that has stopped doing its work (its runs
@@ -220,14 +256,9 @@ Ctrl-C here stops everything.""")
             quiet = silenced(scheduled_runs(self.prefect, now, SCHEDULE_WINDOW), now)
             if not quiet:
                 return
-            ctx = Context(self.settings)
-            window = timedelta(minutes=self.settings.alert_suppression_minutes)
             for silence in quiet:
-                signal_ = silence_signal(silence, self.ui_url)
-                alert, _ = AlertBook(ctx.registry).raise_alert(
-                    signal_, ctx.alert_channels_for(signal_), window)
-                say(f"alert {alert.id}: {alert.title}: {silence.reason}")
-            ctx.deliver_alerts()
+                say(f"alert: deployment {silence.deployment}: {silence.reason}")
+                self.alert(silence_signal(silence, self.ui_url))
         except MlcError as exc:
             say(f"warning: schedules not checked: {exc}")
 
