@@ -61,7 +61,7 @@ def evidence_markdown(version: VersionRecord, previous: VersionRecord | None,
              *_changes(version, previous),
              "",
              "### Tests against the thresholds"]
-    lines += _test_table(result, production, previous)
+    lines += _test_table(result, production, previous, version.number)
     lines += ["", "### Security scan", *_scan_lines(scan), "", comparison,
               "Decide: `approve` or `reject` (a rejection needs a comment). The approver must be "
               "a member of the group and may not be the submitter."]
@@ -87,12 +87,13 @@ def _short(value: Any) -> str:
 
 
 def _test_table(result: TestResult | None, production: TestResult | None,
-                previous: VersionRecord | None) -> list[str]:
+                previous: VersionRecord | None, number: int) -> list[str]:
     if result is None:
         return ["- no test result"]
     checks = {c.metric: c for c in result.thresholds}
-    head = f"| metric | this version | threshold | in production ({previous.ref}) |" \
-        if previous else "| metric | this version | threshold | in production |"
+    # short headers: Prefect's form is narrow and hides what does not fit
+    head = (f"| metric | v{number} | threshold | v{previous.number} (prod) |" if previous
+            else f"| metric | v{number} | threshold | prod |")
     rows = [head, "|---|---|---|---|"]
     for metric, value in sorted(result.metrics.items()):
         check = checks.get(metric)

@@ -623,28 +623,31 @@ def _guard_cells(check: GuardCheck | None) -> dict[str, Any]:
 
 def comparison_markdown(c: Comparison, champion_ref: str, challenger_ref: str,
                         full_table: str | None = None) -> str:
-    """The decision and the numbers as approval evidence: five columns, which fit Prefect's
-    narrow form (the role says deciding or guarded and how the guard went); the full table
-    (test, tolerance) is behind the `full_table` link."""
+    """The decision and the numbers as approval evidence: one line per metric, champion →
+    challenger, the change with its interval and p, deciding and guarded metrics first. Lines
+    wrap in Prefect's narrow form, where a wide table would hide its right-hand columns; the
+    full table (tests, tolerances) is behind the `full_table` link."""
     # Prefect's form stops rendering at emphasis inside a heading: keep headings plain
     lines = [f"### Challenger {challenger_ref} against champion {champion_ref}", "",
-             f"Decision: **{c.outcome}**. {c.reason.rstrip('.')} ({c.rows} held-out rows).", ""]
-    rows = comparison_table(c)
-    if rows:
-        lines += [f"| metric | {champion_ref} | {challenger_ref} | change "
-                  f"({100 * (1 - c.alpha):g}% CI) | p |", "|---|---|---|---|---|"]
-        lines += [f"| {_metric_cell(r)} | {r.get('champion', '')} | {r.get('challenger', '')} "
-                  f"| {_change_cell(r)} | {r.get('p_value', '')} |" for r in rows]
+             f"Decision: **{c.outcome}**. {c.reason.rstrip('.')} ({c.rows} held-out rows).", "",
+             f"Each metric: {champion_ref} → {challenger_ref}, the change "
+             f"({100 * (1 - c.alpha):g}% CI), p.", ""]
+    rows = sorted(comparison_table(c), key=lambda r: ROLE_ORDER.get(r["role"], 9))
+    lines += [_metric_line(r) for r in rows]
     if full_table:
         lines += ["", f"Every test, tolerance and guard: [the comparison table]({full_table})."]
     return "\n".join(lines) + "\n"
 
 
-def _metric_cell(row: dict[str, Any]) -> str:
-    role = row["role"] if not row.get("guard") else f"guard {row['guard']}"
-    return f"{row['metric']} ({role})" if role != "reported" else row["metric"]
+ROLE_ORDER = {"deciding": 0, "guarded": 1, "reported": 2}
 
 
-def _change_cell(row: dict[str, Any]) -> str:
+def _metric_line(row: dict[str, Any]) -> str:
+    role = f"guard {row['guard']}" if row.get("guard") else row["role"]
+    name = f"**{row['metric']}** ({role})" if role != "reported" else row["metric"]
+    if not row.get("champion") and not row.get("challenger"):
+        return f"- {name}: not measured"
     change = row.get("improvement", "")
-    return f"{change} ({row['ci']})" if row.get("ci") else change
+    change += f" ({row['ci']})" if row.get("ci") else ""
+    p_value = f", p {row['p_value']}" if row.get("p_value") else ""
+    return f"- {name}: {row['champion']} → {row['challenger']}, {change}{p_value}"
