@@ -14,6 +14,8 @@ Run by `mlc up`, or alone: `python -m deployments.api`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 from sqlalchemy.engine import make_url
@@ -30,12 +32,14 @@ REPORT_HEADERS = {
 }
 
 
-def installation(settings: MlcSettings, prefect_api_url: str) -> dict[str, str]:
+def installation(settings: MlcSettings, prefect_api_url: str) -> dict[str, Any]:
     """What a command needs to work with this installation, without secrets."""
     registry = make_url(settings.registry_url()).render_as_string(hide_password=True)
     return {"home": str(settings.home.resolve()), "registry_url": registry,
             "prefect_api_url": prefect_api_url, "api_url": settings.installation_url(),
-            "policy_file": str(settings.policy_file.resolve()) if settings.policy_file else ""}
+            "policy_file": str(settings.policy_file.resolve()) if settings.policy_file else "",
+            "trusted_types": settings.trusted_types, "audit_anchor_url": settings.anchor_url(),
+            "data_roots": settings.data_roots}
 
 
 def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
@@ -48,7 +52,7 @@ def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/installation")
-    def where() -> dict[str, str]:
+    def where() -> dict[str, Any]:
         return about
 
     @app.get("/reports/{name}")

@@ -24,6 +24,15 @@ from mlc_tasks.errors import InvalidInputError, MlcError, TransientError
 
 app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+
+@app.callback()
+def quiet_clients() -> None:
+    """Model life-cycle manager on Prefect."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client sends nothing, says nothing
+    context.cache_clear()  # each invocation finds its installation (tests invoke in-process)
+
+
 runtime_app = typer.Typer(help="Run scoring runtimes.", no_args_is_help=True)
 app.add_typer(runtime_app, name="runtime")
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.")
@@ -60,6 +69,10 @@ def context(create: bool = False) -> Context:
         os.environ["MLC_DATABASE_URL"] = settings.registry_url()
         if settings.policy_file:
             os.environ["MLC_POLICY_FILE"] = str(settings.policy_file)
+        os.environ["MLC_DATA_ROOTS"] = json.dumps(settings.data_roots)
+        os.environ["MLC_TRUSTED_TYPES"] = json.dumps(settings.trusted_types)
+        if settings.audit_anchor_url:
+            os.environ["MLC_AUDIT_ANCHOR_URL"] = settings.audit_anchor_url
     return Context(settings)
 
 
@@ -138,7 +151,7 @@ def models(name: Annotated[str | None, typer.Argument()] = None, json_out: JsonF
         rows.append([m.name, m.type, m.risk_tier, champion.number if champion else "-",
                      m.owner, _tags(m.tags), m.description])
     show_table("models", [key("name"), key("type"), key("risk"), key("champion"),
-                          key("owner", drop=2), text("tags", drop=3),
+                          key("owner", drop=2), key("tags", drop=3),
                           text("description", drop=1)], rows)
 
 
@@ -194,7 +207,7 @@ def deploy(
     ctx = context()
     record = ctx.registry.get_version(name, version)
     runtime = ctx.choose_runtime(wanted)
-    done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime,
+    done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime,
                                    record, as_user or current_user(), reason)
     verb = "deployed" if done else "already deployed"
     typer.echo(f"{verb} {record.ref} on {runtime.name} ({runtime.url}/invocations)")
@@ -239,21 +252,20 @@ def list_deployments(
 @friendly
 def audit(
     target: Annotated[str | None, typer.Argument(
-        help="A model name, or 'verify' to check the whole log's hash chain.")] = None,
-    model: Annotated[str | None, typer.Option(help="A model name (also one called 'verify').")
-                     ] = None,
+        help="A model name; 'verify' to check the whole log (its keyed chain, the newest "
+             "anchor, the state tables); 'anchor' to write its head to the anchor sink.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(
+        help="A model name (also one called 'verify' or 'anchor').")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Show a model's audit trail, or verify the audit log (`mlc audit verify`)."""
-    registry = context().registry
+    """Show a model's audit trail, verify the audit log (`mlc audit verify`, exit 1 when
+    anything is wrong) or anchor its head outside the database (`mlc audit anchor`)."""
     if target == "verify" and model is None:
-        report = registry.verify_audit()
-        if json_out:
-            emit_json(report)
-        else:
-            typer.echo(f"audit log {'intact' if report.ok else 'BROKEN'}: {report.events} events"
-                       + (f"; {report.problem}" if report.problem else ""))
-        raise typer.Exit(0 if report.ok else 1)
+        raise typer.Exit(0 if _verify_audit(context(), json_out) else 1)
+    if target == "anchor" and model is None:
+        raise typer.Exit(0 if _anchor_audit(context(), json_out) else 1)
+    registry = context().registry
     name = model or target
     if name is not None:
         registry.get_model(name)  # a clear error for an unknown model
@@ -266,6 +278,39 @@ def audit(
         text("detail", drop=1)],
         [[e.seq, _when(e.at, True), e.actor, e.action, e.reason,
           json.dumps(e.detail, sort_keys=True)] for e in found])
+
+
+def _verify_audit(ctx: Context, json_out: bool) -> bool:
+    from mlc_tasks.audit_anchor import newest_anchor
+
+    url = ctx.settings.anchor_url()
+    report = ctx.registry.verify_audit(newest_anchor(url))
+    if json_out:
+        emit_json(report)
+        return report.ok
+    typer.echo(f"audit log {'intact' if report.ok else 'BROKEN'}: {report.events} events"
+               + (f"; {report.problem}" if report.problem else ""))
+    if report.keyed_from:
+        typer.echo(f"keyed from event {report.keyed_from}")
+    typer.echo(f"anchor: {report.anchor}" if report.anchor else
+               f"anchor: none yet at {url} (`mlc audit anchor` writes one)")
+    for differ in report.disagreements[1:]:
+        typer.echo(f"also: {differ}")
+    return report.ok
+
+
+def _anchor_audit(ctx: Context, json_out: bool) -> bool:
+    from mlc_tasks.audit_anchor import anchor_log
+
+    done = anchor_log(ctx.registry, ctx.settings.anchor_url())
+    if json_out:
+        emit_json(done)
+    else:
+        typer.echo(f"{'anchored' if done.written else 'already anchored'} event "
+                   f"{done.anchor.seq} in {done.anchor.uri}")
+    for differ in done.report.disagreements:
+        typer.echo(f"warning: {differ}", err=True)
+    return done.report.ok
 
 
 @alerts_app.callback(invoke_without_command=True)
@@ -293,11 +338,9 @@ def alerts(
         return
     show_table("alerts", [
         key("id"), key("status"), key("severity"), key("model"), text("title"), key("count"),
-        key("first seen (UTC)", drop=2), key("last seen (UTC)", drop=1), key("source", drop=3),
-        link("run")],
+        key("last seen (UTC)", drop=1), key("source", drop=2), link("run")],
         [[a.id, a.status, a.severity, f"{a.model}:{a.version}" if a.version else a.model,
-          a.title, a.count, _when(a.first_seen), _when(a.last_seen), a.source, a.run_url]
-         for a in found])
+          a.title, a.count, _when(a.last_seen), a.source, a.run_url] for a in found])
 
 
 @alerts_app.command("ack")
@@ -344,7 +387,7 @@ def list_tasks(
     ui = ctx.prefect_api_url().removesuffix("/api")
     show_table("human tasks", [
         key("id"), key("kind"), key("version"), key("step"), key("status"),
-        text("group", drop=1), key("quorum", drop=2), key("waiting since (UTC)", drop=3),
+        text("group", drop=1), key("quorum", drop=2), key("opened (UTC)", drop=3),
         key("deadline (UTC)"), link("Prefect UI")],
         [[t.id, t.kind, t.ref, t.step, t.status, ", ".join(t.groups) or "any", t.quorum,
           _when(t.created_at), _when(t.deadline) or "-",
@@ -584,7 +627,7 @@ def rollback(
     runtime = ctx.choose_runtime(getattr(stages, env))
     target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
     version = ctx.registry.get_version(name, target.version_number)
-    runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime, version,
+    runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime, version,
                             as_user or current_user(), f"{reason}: back to {version.ref}")
     typer.echo(f"rolled back {runtime.name} to {version.ref}")
 
@@ -609,21 +652,30 @@ def runtime_start(
     name: str,
     tags: Annotated[str, typer.Option(help="e.g. env=qa,zone=eu")],
     port: Annotated[int, typer.Option(help="Port on the loopback/host address.")],
+    repin: Annotated[bool, typer.Option(
+        help="Move a runtime pinned to another URL to this one (an admin's decision, "
+             "audited).")] = False,
 ) -> None:
-    """Start a scoring runtime that registers itself in the inventory."""
+    """Start a scoring runtime that registers itself in the inventory. Its URL is pinned at the
+    first registration; it holds its own admin token (MLC_RUNTIME_TOKENS, else generated)."""
     import uvicorn
 
-    from deployments.runtime_server import create_app
+    from deployments.runtime_server import capabilities, create_app
+    from mlc_tasks.capture import InputCapture
+    from mlc_tasks.scoring import RequestLimits
 
     ctx = Context()
     settings = ctx.settings
-    url = f"http://{settings.host}:{port}"
-    from mlc_tasks.capture import InputCapture
-
-    application = create_app(name, runtimes.parse_tags(tags), settings.resolved_admin_token(),
-                             settings.trusted_types, ctx.registry, url,
-                             settings.heartbeat_seconds,
-                             InputCapture(settings.capture_dir(), name))
+    url, parsed = f"http://{settings.host}:{port}", runtimes.parse_tags(tags)
+    token = settings.resolved_runtime_token(name)
+    # registered here first, so that a refused re-pin is one clear line, not a startup trace
+    ctx.registry.upsert_runtime(name, url, parsed, capabilities(),
+                                repin_by=current_user() if repin else None)
+    capture = InputCapture(settings.capture_dir(), name, settings.capture_max_rows_per_day,
+                           settings.capture_max_bytes_per_day)
+    limits = RequestLimits(max_bytes=settings.max_request_bytes, max_rows=settings.max_rows)
+    application = create_app(name, parsed, token, settings.trusted_types, ctx.registry, url,
+                             settings.heartbeat_seconds, capture, limits)
     uvicorn.run(application, host=settings.host, port=port, log_level="warning")
 
 

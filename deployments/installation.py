@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -32,15 +33,19 @@ def find_installation(environ: Mapping[str, str] = os.environ, create: bool = Fa
     located = settings.model_copy(update={
         "home": Path(found["home"]), "database_url": registry_url(found["registry_url"]),
         "policy_file": settings.policy_file or (Path(found["policy_file"])
-                                                if found.get("policy_file") else None)})
+                                                if found.get("policy_file") else None),
+        # the installation's reviewed types, whatever this terminal's MLC_TRUSTED_TYPES says
+        "trusted_types": list(found["trusted_types"]),
+        "audit_anchor_url": settings.audit_anchor_url or found.get("audit_anchor_url"),
+        "data_roots": list(found.get("data_roots", []))})
     return located, found["prefect_api_url"]
 
 
-def ask_running(api_url: str) -> dict[str, str]:
+def ask_running(api_url: str) -> dict[str, Any]:
     try:
         answer = httpx.get(f"{api_url}/installation", timeout=3)
         answer.raise_for_status()
-        found: dict[str, str] = answer.json()
+        found: dict[str, Any] = answer.json()
         return found
     except (httpx.HTTPError, ValueError) as exc:
         raise InstallationNotFoundError(

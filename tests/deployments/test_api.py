@@ -54,7 +54,8 @@ def outsider_env(tmp_path: Path, api_url: str) -> dict[str, str]:
 
 def test_another_folder_and_home_finds_the_running_installation(
         local_settings: MlcSettings, examples_dir: Path, api: str, tmp_path: Path) -> None:
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     submit_package(examples_dir / "credit-risk", registry,
                    ArtifactStore(local_settings.artifact_url()), list(REVIEWED_TYPES), "ana")
     env = outsider_env(tmp_path, api)
@@ -114,3 +115,24 @@ def test_the_installation_answer_names_no_password(tmp_path: Path) -> None:
     found = installation(settings, "http://127.0.0.1:4200/api")
     assert "s3cret" not in str(found)
     assert found["registry_url"].startswith("postgresql+psycopg://mlc:***@")
+
+
+def test_a_submitter_cannot_trust_types_for_the_installation(
+        local_settings: MlcSettings, examples_dir: Path, api: str, tmp_path: Path) -> None:
+    """`MLC_TRUSTED_TYPES='["builtins.exec"]' mlc submit` with a crafted artifact: the running
+    installation's reviewed list decides, and nothing is registered."""
+    import shutil
+
+    import skops.io as sio
+
+    Registry(local_settings.registry_url()).close()
+    package = Path(shutil.copytree(examples_dir / "credit-risk", tmp_path / "evil"))
+    (package / "model.skops").write_bytes(sio.dumps({"call": exec}))
+    env = {**outsider_env(tmp_path, api), "MLC_TRUSTED_TYPES": '["builtins.exec"]'}
+    done = subprocess.run([mlc_bin(), "submit", str(package)], env=env, cwd=env["HOME"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1, done.stdout
+    assert "types not reviewed: builtins.exec" in done.stderr
+    registry = Registry(local_settings.registry_url())
+    assert registry.list_models() == []
+    registry.close()

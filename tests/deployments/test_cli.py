@@ -11,8 +11,10 @@ import httpx
 import pytest
 
 from mlc_tasks.registry import Registry
+from mlc_tasks.registry.store import create_registry_engine
 from mlc_tasks.settings import MlcSettings
 from tests.conftest import mlc_bin, mlc_env
+from tests.mlc_tasks.audit_attack import rewrite_chain, truncate_chain
 
 COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
             ["deployments"],
@@ -126,6 +128,51 @@ def test_audit_verify_fails_after_a_row_is_edited_by_hand(mlc, examples_dir: Pat
     assert "BROKEN" in broken.stdout and "event 2 was altered" in broken.stdout
 
 
+def test_audit_verify_says_broken_for_a_chain_re_sealed_without_the_key(
+        mlc, examples_dir: Path, local_settings: MlcSettings) -> None:
+    mlc("submit", str(examples_dir / "credit-risk"))
+    engine = create_registry_engine(local_settings.registry_url())
+    rewrite_chain(engine, 2, reason="nothing to see")  # and every hash to the end, as before
+    engine.dispose()
+    broken = mlc("audit", "verify", ok=False).stdout
+    assert broken.startswith("audit log BROKEN: 2 events; event 2 was re-sealed without the "
+                             "audit key (plain sha256)")
+    assert not json.loads(mlc("audit", "verify", "--json", ok=False).stdout)["chain_ok"]
+
+
+def test_audit_verify_names_an_edited_version_state(mlc, examples_dir: Path,
+                                                    local_settings: MlcSettings) -> None:
+    version_id = mlc("submit", str(examples_dir / "credit-risk")).stdout.split()[-1]
+    with sqlite3.connect(local_settings.home / "registry.db") as db:
+        db.execute("UPDATE versions SET state = 'approved'")  # the chain is untouched
+    broken = mlc("audit", "verify", ok=False).stdout
+    assert (f"audit log BROKEN: 2 events; versions row credit-risk:1 (id {version_id}) is "
+            "'approved', but its events leave it 'submitted' (last: event 2)") in broken
+
+
+def test_audit_anchor_then_verify_against_it(mlc, examples_dir: Path,
+                                             local_settings: MlcSettings) -> None:
+    mlc("submit", str(examples_dir / "credit-risk"))
+    assert "anchor: none yet at" in mlc("audit", "verify").stdout
+    done = mlc("audit", "anchor")
+    sink = local_settings.home / "audit-anchors"
+    [written] = sink.iterdir()
+    assert done.stdout.strip() == f"anchored event 2 in {written}"
+    assert mlc("audit", "anchor").stdout.startswith("already anchored event 2 in")
+    verified = mlc("audit", "verify").stdout
+    assert "audit log intact: 2 events" in verified and f"anchor: {written} (event 2" in verified
+
+    engine = create_registry_engine(local_settings.registry_url())
+    truncate_chain(engine, 1)  # the last row removed and the head made to fit
+    engine.dispose()
+    broken = mlc("audit", "verify", ok=False).stdout
+    assert f"anchor {written}" in broken
+    assert "vouches for event 2, but the log ends at event 1: rows were removed" in broken
+    refused = mlc("audit", "anchor", ok=False)
+    assert "error: the audit log is not anchored" in refused.stderr
+    assert list(sink.iterdir()) == [written]
+
+
 def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_runtime,
                                                       local_settings: MlcSettings) -> None:
     import skops.io as sio
@@ -139,7 +186,8 @@ def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_
     model.mlc_variant = 2  # other bytes, other version
     sio.dump(model, package / "model.skops")
     mlc("submit", str(package), "--as", "ana")
-    registry = Registry(local_settings.registry_url())
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
     for number in (1, 2):
         version = registry.get_version("credit-risk", number)
         for state in (State.TESTED, State.APPROVED):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -140,6 +141,15 @@ def test_restart_leaves_nothing_stuck_and_the_sensor_sees_only_new_data(
                                 cwd=tmp_path / "elsewhere", capture_output=True, text=True)
         assert listed.returncode == 0, listed.stderr
         assert "\n1\tdeployed\tchampion\t" in listed.stdout, listed.stdout
+        asked = subprocess.run([mlc_bin(), "retrain", "credit-risk", "--data",
+                                str(daily / "later.csv")], env=outsider,
+                               cwd=tmp_path / "elsewhere", capture_output=True, text=True)
+        assert asked.returncode == 0, asked.stderr
+        started = re.search(r"started: http://127\.0\.0\.1:\d+/runs/flow-run/([0-9a-f-]{36})",
+                            asked.stdout)
+        assert started, asked.stdout
+        run = httpx.get(f"{api}/flow_runs/{started[1]}", timeout=10).json()
+        assert run["parameters"]["model"] == "credit-risk", run
         refused = [r["name"] for r in runs_of_any(api, "data-sensor")
                    if r["id"] not in before and r["state"]["type"] == "CANCELLED"]
         assert refused == [], "a sensor run was refused its slot in normal operation"

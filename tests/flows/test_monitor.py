@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
 from deployments.cli import app
@@ -28,6 +29,11 @@ def test_a_clean_window_passes_with_an_evidently_report(in_prod, prefect_server)
     assert found["fairness:gender"].metrics["disparate_impact_ratio"] > 0.8
     html = Path(str(found["drift"].report_uri)).read_bytes()
     assert b"<html" in html[:2000].lower() and len(html) > 100_000
+    assert str(found["drift"].report_uri).endswith(".html"), "stored with its media type"
+    link = httpx.post(f"{prefect_server}/artifacts/filter", json={
+        "artifacts": {"key": {"any_": ["drift-report-credit-risk"]}}}).json()
+    digest = Path(str(found["drift"].report_uri)).name
+    assert len(link) == 1 and f"/reports/{digest})" in link[0]["data"], link
     assert not [a for a in AlertBook(registry).list(model="credit-risk")
                 if a.monitor in ("drift", "fairness", "performance")]
 
