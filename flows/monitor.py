@@ -24,7 +24,7 @@ from flows.change_management import rollback_if_critical
 from flows.daily_backtest import parse_day, prod_env
 from mlc_tasks import evaluation, monitoring, reports
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.capture import captured_rows
+from mlc_tasks.capture import capped_notes, captured_rows
 from mlc_tasks.daily_data import read_day
 from mlc_tasks.drift import drift_report
 from mlc_tasks.errors import InvalidInputError
@@ -60,7 +60,9 @@ def scoring_inputs(ctx: Context, version: VersionRecord, last_day: date, days: i
     first, today = last_day - timedelta(days=days - 1), utcnow().date()
     window = [first + timedelta(days=n) for n in range((max(today, last_day) - first).days + 1)]
     rows = captured_rows(root, version.model, version.number, window)
-    return rows, f"scoring inputs captured under {root} ({0 if rows is None else len(rows)} rows)"
+    capped = capped_notes(root, version.model, version.number, window)
+    return rows, (f"scoring inputs captured under {root} ({0 if rows is None else len(rows)} rows"
+                  + (f"; capture capped: {'; '.join(capped)}" if capped else "") + ")")
 
 
 def training_snapshot(version: VersionRecord, policy: LocationPolicy) -> pd.DataFrame:

@@ -90,3 +90,23 @@ def test_drift_is_measured_on_the_scoring_inputs_the_runtimes_saw(
     drifted = [c.metric for c in found["drift"].thresholds if not c.passed]
     assert drifted == ["income.wasserstein_std"]
     assert found["performance"].passed  # the labelled rows themselves did not move
+
+
+def test_a_capped_capture_is_said_in_the_drift_record(in_prod, prefect_server,
+                                                      local_settings) -> None:
+    from datetime import timedelta
+
+    import pandas as pd
+
+    from mlc_tasks.capture import InputCapture
+    from mlc_tasks.registry.store import utcnow
+
+    _, daily = in_prod
+    yesterday = utcnow().date() - timedelta(days=1)
+    scored = pd.read_csv(daily / yesterday.isoformat() / "labelled.csv").drop(
+        columns=["default", "gender"])
+    capture = InputCapture(local_settings.capture_dir(), "prod", max_rows_per_day=400)
+    capture.record("credit-risk", 1, scored)  # more rows than the day's cap
+    found = kinds(monitor("credit-risk"))
+    assert "capture capped:" in found["drift"].dataset_uri
+    assert "on prod: capped at" in found["drift"].dataset_uri
