@@ -7,7 +7,9 @@ fi
 PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
 PG_DATA=$(mktemp -d /tmp/mlc-ci-pg.XXXXXX)
 chown postgres "$PG_DATA"
-runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres >/dev/null
+# UTF8 whatever the caller's locale: under SQL_ASCII psycopg returns text as bytes
+runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres -E UTF8 --locale=C \
+    >/dev/null
 runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_DATA/log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA" start >/dev/null
 trap 'runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast stop >/dev/null; rm -rf "$PG_DATA"' EXIT
