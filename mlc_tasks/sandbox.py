@@ -63,10 +63,11 @@ def sandboxed(argv: list[str], tool: str) -> list[str]:
     /usr and the interpreter, read-only."""
     binds = [arg for root in readable_roots() for arg in ("--ro-bind", root, root)]
     env = [arg for name, value in sandbox_env().items() for arg in ("--setenv", name, value)]
+    # the private /tmp first: an interpreter installed under /tmp is bound over it, not hidden
     return [tool, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", *env,
-            "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
+            "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin", *binds,
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--chdir", "/tmp", *argv]
+            "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp", *argv]
 
 
 def run_contained(argv: list[str], stdin: str, limits: SandboxLimits, what: str

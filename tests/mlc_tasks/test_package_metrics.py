@@ -159,3 +159,11 @@ def test_without_bubblewrap_package_code_is_refused(monkeypatch: pytest.MonkeyPa
         run(CODE)
     assert run(CODE, allow_unsandboxed=True) == {"hits": 2.0, "top": 0.9}
     assert "WITHOUT A SANDBOX" in caplog.text
+
+
+def test_an_interpreter_under_tmp_is_bound_over_the_private_tmp(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout under /tmp (as CI's may be) keeps its venv visible inside the sandbox."""
+    monkeypatch.setattr(sandbox, "readable_roots", lambda: ["/tmp/ci/.venv"])
+    argv = sandbox.sandboxed(["python"], "bwrap")
+    assert argv.index("--tmpfs") < argv.index("/tmp/ci/.venv")
