@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -121,19 +122,26 @@ def _replay_task(replayed: Replayed, event: AuditEvent) -> None:
 
 
 def _versions(replayed: Replayed, rows: list[VersionState]) -> list[str]:
+    return _states("version", "versions", "version.submitted", replayed.versions, [
+        (r.id, f"versions row {r.model}:{r.number} (id {r.id})", r.state) for r in rows])
+
+
+def _states(noun: str, table: str, first: str, replayed: dict[Any, tuple[str, int]],
+            rows: list[tuple[Any, str, str]]) -> list[str]:
+    """Rows as (key, name, state) against the state their events leave each key in; the
+    first event names what must have created the row."""
     found, seen = [], set()
-    for row in rows:
-        seen.add(row.id)
-        name = f"versions row {row.model}:{row.number} (id {row.id})"
-        if row.id not in replayed.versions:
-            found.append(f"{name} has no version.submitted event: {AROUND}")
+    for key, name, state in rows:
+        seen.add(key)
+        if key not in replayed:
+            found.append(f"{name} has no {first} event: {AROUND}")
             continue
-        state, seq = replayed.versions[row.id]
-        if row.state != state:
-            found.append(f"{name} is '{row.state}', but its events leave it '{state}' "
+        expected, seq = replayed[key]
+        if state != expected:
+            found.append(f"{name} is '{state}', but its events leave it '{expected}' "
                          f"(last: event {seq})")
-    found += [f"version {vid} is in the log (event {seq}) but not in the versions table"
-              for vid, (_, seq) in replayed.versions.items() if vid not in seen]
+    found += [f"{noun} {key} is in the log (event {seq}) but not in the {table} table"
+              for key, (_, seq) in replayed.items() if key not in seen]
     return found
 
 
@@ -185,16 +193,5 @@ def _models(replayed: Replayed, rows: list[ModelState]) -> list[str]:
 
 
 def _tasks(replayed: Replayed, rows: list[TaskState]) -> list[str]:
-    found, seen = [], set()
-    for row in rows:
-        seen.add(row.id)
-        if row.id not in replayed.tasks:
-            found.append(f"human_tasks row {row.id} has no opened event: {AROUND}")
-            continue
-        status, seq = replayed.tasks[row.id]
-        if row.status != status:
-            found.append(f"human_tasks row {row.id} is '{row.status}', but its events leave it "
-                         f"'{status}' (last: event {seq})")
-    found += [f"task {tid} is in the log (event {seq}) but not in the human_tasks table"
-              for tid, (_, seq) in replayed.tasks.items() if tid not in seen]
-    return found
+    return _states("task", "human_tasks", "opened", replayed.tasks, [
+        (r.id, f"human_tasks row {r.id}", r.status) for r in rows])
