@@ -305,3 +305,32 @@ class NotificationRow(Base):
     action: Mapped[str] = mapped_column(String(16))
     body_sha256: Mapped[str] = mapped_column(String(64))
     received_at: Mapped[datetime]
+
+
+class PrincipalRow(Base):
+    """A person or service that holds credentials. Only the token's sha256 is kept; the
+    authenticator secret is kept to check codes (the registry is admin-only)."""
+
+    __tablename__ = "principals"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # canonical (people.py)
+    kind: Mapped[str] = mapped_column(String(16))  # person | service
+    scopes: Mapped[list[Any]]
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime]
+    enrolled_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None]
+
+
+class CredentialUseRow(Base):
+    """A one-time code (its step counter) or a proof's nonce, once accepted: never again."""
+
+    __tablename__ = "credential_uses"
+    __table_args__ = (UniqueConstraint("principal_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    principal_id: Mapped[str] = mapped_column(String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # totp | proof
+    value: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
