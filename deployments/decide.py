@@ -1,12 +1,15 @@
-"""Deciding human tasks from the command line: the same typed input as the Prefect UI form,
-sent to the paused flow run through Prefect's resume API (validated by the server against the
-form's schema); the flow records the attempt, and we wait for that record to report it."""
+"""Deciding a human task for a person the control-plane API (or the Slack door) has
+authenticated: the same typed input as the Prefect UI form plus a proof minted for exactly
+this task, run, person, decision, version and evidence, sent to the paused flow run through
+Prefect's resume API (validated by the server against the form's schema); the flow checks the
+proof, records the attempt, and we wait for that record to report it."""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,7 +17,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
 from deployments.context import Context
+from mlc_tasks import credentials
 from mlc_tasks.errors import InvalidInputError, MlcError, TaskClosedError, TransientError
+from mlc_tasks.people import canonical_id
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.task_records import (
     DECISIONS,
@@ -42,10 +47,22 @@ def holder_alive(holder: str | None) -> bool:
     return True
 
 
-def form_input(task: HumanTask, actor: str, decision: str, comment: str) -> dict[str, Any]:
+def form_input(task: HumanTask, actor: str, decision: str, comment: str,
+               proof: str) -> dict[str, Any]:
     if task.kind == TaskKind.APPROVAL:
-        return {"decision": decision, "approver": actor, "comment": comment}
-    return {"action": decision, "reviewer": actor, "comment": comment}
+        return {"decision": decision, "approver": actor, "comment": comment, "proof": proof}
+    return {"action": decision, "reviewer": actor, "comment": comment, "proof": proof}
+
+
+def mint_for(ctx: Context, task: HumanTask, run_id: str, person: str, decision: str,
+             channel: str) -> str:
+    """A proof for this one attempt (the flow accepts each nonce once)."""
+    version = ctx.registry.get_version_by_id(task.version_id)
+    claim = credentials.DecisionClaim(
+        task_id=task.id, run_id=run_id, person=person, decision=decision,
+        artifact_sha256=version.artifact_sha256 or "", channel=channel,
+        evidence_sha256=str(task.detail.get("evidence_sha256", "")))
+    return credentials.mint_proof(ctx.settings.resolved_decision_key(), claim)
 
 
 def prefect_api(ctx: Context) -> str:
@@ -57,16 +74,19 @@ def prefect_api(ctx: Context) -> str:
 
 
 def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
-                    wait_seconds: float = 30.0) -> tuple[TaskDecision, HumanTask]:
-    """Resume the task's paused run with the form input and wait until the flow has recorded
-    the attempt. Returns the recorded attempt (accepted or refused) and the task after it."""
+                    wait_seconds: float = 30.0, channel: str = "api"
+                    ) -> tuple[TaskDecision, HumanTask]:
+    """For `actor`, a person the caller authenticated: resume the task's paused run with the
+    form input and a proof, and wait until the flow has recorded the attempt. Returns the
+    recorded attempt (accepted or refused) and the task after it."""
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     api = prefect_api(ctx)
     try:
         with temporary_settings({PREFECT_API_URL: api}):
-            return _submit_decision(ctx, task_id, actor, decision, comment, wait_seconds)
+            return _submit_decision(ctx, task_id, actor, decision, comment, wait_seconds,
+                                    channel)
     except ObjectNotFound as exc:
         raise MlcError(f"the Prefect server at {api} does not know task {task_id}'s flow run; "
                        "set PREFECT_API_URL to the server `mlc up` started") from exc
@@ -76,39 +96,45 @@ def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comme
 
 
 def _submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
-                     wait_seconds: float) -> tuple[TaskDecision, HumanTask]:
+                     wait_seconds: float, channel: str) -> tuple[TaskDecision, HumanTask]:
     book = TaskBook(ctx.registry)
     task = book.get(task_id)
-    actor = actor.strip()
+    actor = canonical_id(actor)
     if task.status != TaskStatus.OPEN:
         raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
     if Decision(decision) not in DECISIONS[task.kind]:
         use = "mlc approve / mlc reject" if task.kind == TaskKind.APPROVAL else "mlc review"
         raise InvalidInputError(f"task {task_id} is a {task.kind} task: use {use}")
     seen = len(book.decisions(task_id))
-    resume(book, task_id, form_input(task, actor, decision, comment), wait_seconds)
+    resume(ctx, book, task_id, lambda t, run: form_input(
+        t, actor, decision, comment, mint_for(ctx, t, run, actor, decision, channel)),
+        wait_seconds)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
+        # the task first, then the decisions: a decision that closed the task is recorded in
+        # the same transaction, so a closed task read first means its decisions are all seen
+        task = book.get(task_id)
         made = book.decisions(task_id)[seen:]
         mine = [d for d in made if d.actor == actor]
         if mine:
             return mine[-1], book.get(task_id)
-        if book.get(task_id).status != TaskStatus.OPEN and not made:
+        if task.status != TaskStatus.OPEN:
             raise TaskClosedError(f"task {task_id} closed before the decision was taken: "
-                                  f"{book.get(task_id).outcome}")
+                                  f"{task.outcome}")
         time.sleep(0.2)
     raise TransientError(f"the flow run of task {task_id} took the input but recorded no "
                          f"decision within {wait_seconds:.0f} s; check it in the Prefect UI")
 
 
-def resume(book: TaskBook, task_id: int, run_input: dict[str, Any],
-           wait_seconds: float) -> None:
-    """Resume the paused run with the input; if another decision resumed it first, wait for
-    the next pause and try again."""
+def resume(ctx: Context, book: TaskBook, task_id: int,
+           run_input: Callable[[HumanTask, str], dict[str, Any]], wait_seconds: float) -> None:
+    """Resume the paused run with the input made for it; if another decision resumed it
+    first, wait for the next pause and try again."""
     for _attempt in range(5):
         run_id = wait_until_paused(book, task_id, wait_seconds)
+        given = run_input(book.get(task_id), run_id)
         with get_client(sync_client=True) as client:
-            result = client.resume_flow_run(run_id, run_input=run_input)
+            result = client.resume_flow_run(run_id, run_input=given)
             if result.status.value == "ACCEPT":
                 return
             state = client.read_flow_run(run_id).state  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
-"""Human tasks inside a flow run: open the task, pause for typed input (the Prefect UI form or
-`mlc approve/reject/review`, both validated by the server against the same schema), record
-every attempt, and keep waiting until the task is decided or its deadline passes.
+"""Human tasks inside a flow run: open the task, pause for typed input (the Prefect UI form, or
+the control-plane API behind `mlc approve/reject/review`, both validated by the server against
+the same schema), verify who decided (mlc_tasks/verification.py), record every attempt, and
+keep waiting until the task is decided or its deadline passes.
 
 A pause that times out fails the run and cannot be caught, so the deadline is kept by a timer
 thread: at the deadline it closes the task as expired in the registry and resumes the run with
@@ -22,6 +23,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from pydantic import Field
 
 from deployments.context import Context
 from flows.alerts import current_run_url, raise_alert
@@ -29,28 +31,40 @@ from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
 from mlc_tasks.errors import MlcError
 from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
+from mlc_tasks.verification import Attempt, Expected, Verdict, verify
 
 log = logging.getLogger(__name__)
 PAUSE_GRACE = timedelta(minutes=10)  # after the deadline the timer has this long to resume us
 
 
+CODE_HELP = "the current code of your authenticator app (enrolled with `mlc people enroll`)"
+PROOF_HELP = "set by the control-plane API or Slack; leave empty in the form"
+
+
 class ApprovalForm(RunInput):
-    """The approval form. No defaults on the decision fields: an empty resume is refused."""
+    """The approval form. No defaults on the decision fields: an empty resume is refused. The
+    proof fields are optional in the schema, so that an attempt without them reaches the flow
+    and is recorded as unverified."""
 
     decision: Literal["approve", "reject"]
-    approver: str
+    approver: str = Field(description="your id, e.g. rita.risk@bank.example")
+    one_time_code: str | None = Field(default=None, description=CODE_HELP)
     comment: str = ""
+    proof: str | None = Field(default=None, description=PROOF_HELP)
 
 
 class ReviewForm(RunInput):
     """The error-review form: retry the failed step, or abort (the version ends failed)."""
 
     action: Literal["retry", "abort"]
-    reviewer: str
+    reviewer: str = Field(description="your id, e.g. mia.mlops@bank.example")
+    one_time_code: str | None = Field(default=None, description=CODE_HELP)
     comment: str = ""
+    proof: str | None = Field(default=None, description=PROOF_HELP)
 
 
 FORMS: dict[TaskKind, type[RunInput]] = {TaskKind.APPROVAL: ApprovalForm,
@@ -86,6 +100,7 @@ def wait_for_decision(ctx: Context, task: HumanTask, description: str,
     refused, with the reason) before pausing again. Returns the closed task."""
     book, logger = TaskBook(ctx.registry), get_run_logger()
     form = FORMS[task.kind]
+    evidence_sha256 = book.show_evidence(task.id, description)
     timer = DeadlineTimer(book, task) if task.deadline else None
     try:
         while True:
@@ -96,17 +111,26 @@ def wait_for_decision(ctx: Context, task: HumanTask, description: str,
                         "the Prefect UI", task.id, task.kind, task.ref)
             given = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
                                    timeout=pause_timeout(task), poll_interval=1)
-            actor, decision, comment = form_fields(given)
-            if actor == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
+            attempt, comment = form_fields(given)
+            if attempt.claimed == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
                 continue  # the deadline timer woke us; the registry says what happened
+            verdict = verify_attempt(ctx, task, attempt, evidence_sha256)
+            if not verdict.verified:
+                made = book.refuse_unverified(task.id, attempt.claimed, Decision(
+                    attempt.decision), comment, verdict.channel, str(verdict.refusal))
+                logger.warning("task %d: %s claimed by %s REFUSED (%s)", task.id,
+                               attempt.decision, attempt.claimed, made.refusal)
+                continue
             try:
                 allowed = members()
             except MlcError as exc:  # e.g. a broken policy file: keep waiting, say why
-                logger.error("decision by %s not recorded, the policy is unreadable: %s", actor,
-                             exc)
+                logger.error("decision by %s not recorded, the policy is unreadable: %s",
+                             verdict.person, exc)
                 continue
-            made = book.decide(task.id, actor, decision, comment, "prefect-input", allowed)
-            logger.info("task %d: %s by %s %s%s", task.id, decision, actor,
+            made = book.decide(task.id, verdict.person, Decision(attempt.decision), comment,
+                               verdict.channel, allowed, evidence_sha256=evidence_sha256)
+            logger.info("task %d: %s by %s (%s) %s%s", task.id, attempt.decision,
+                        verdict.person, verdict.channel,
                         "accepted" if made.accepted else "REFUSED",
                         f" ({made.refusal})" if made.refusal else "")
     finally:
@@ -114,11 +138,26 @@ def wait_for_decision(ctx: Context, task: HumanTask, description: str,
             timer.stop()
 
 
-def form_fields(given: RunInput) -> tuple[str, Decision, str]:
+def form_fields(given: RunInput) -> tuple[Attempt, str]:
     if isinstance(given, ApprovalForm):
-        return given.approver.strip(), Decision(given.decision), given.comment
-    assert isinstance(given, ReviewForm)
-    return given.reviewer.strip(), Decision(given.action), given.comment
+        claimed, decision = given.approver, given.decision
+    else:
+        assert isinstance(given, ReviewForm)
+        claimed, decision = given.reviewer, given.action
+    return Attempt(claimed=claimed.strip(), decision=decision, proof=given.proof,
+                   one_time_code=given.one_time_code), given.comment
+
+
+def verify_attempt(ctx: Context, task: HumanTask, attempt: Attempt,
+                   evidence_sha256: str) -> Verdict:
+    """Who this attempt is from, proved by a minted proof or a one-time code."""
+    version = ctx.registry.get_version_by_id(task.version_id)
+    principals = PrincipalBook(ctx.registry)
+    expected = Expected(task_id=task.id, run_id=str(runtime.flow_run.id),
+                        artifact_sha256=version.artifact_sha256 or "",
+                        evidence_sha256=evidence_sha256)
+    return verify(attempt, expected, ctx.settings.resolved_decision_key(), principals.get,
+                  principals.authenticator_secret, principals.spend)
 
 
 def pause_timeout(task: HumanTask) -> int:

@@ -28,7 +28,9 @@ from mlc_tasks.comparison import Comparison, comparison_markdown
 from mlc_tasks.errors import ChampionChangedError, MlcError
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.packages import ModelType
-from mlc_tasks.registry import TestResult, VersionRecord
+from mlc_tasks.people import is_system
+from mlc_tasks.policy import ApprovalRule
+from mlc_tasks.registry import ModelRecord, TestResult, VersionRecord
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
@@ -146,14 +148,16 @@ def reviewed(ctx: Context, version: VersionRecord, step: str, work: Callable[[],
 
 
 def review_terms(ctx: Context) -> dict[str, Any]:
-    """Who reviews and by when; a policy file that cannot be read (it may be what failed)
-    falls back to anyone within 72 hours."""
+    """Who reviews and by when: the policy's review groups, else the installation's admins; a
+    policy file that cannot be read (it may be what failed) falls back to the admins within
+    72 hours."""
+    admins = [ctx.settings.admin_group]
     try:
         reviews = ctx.policy().reviews
     except MlcError as exc:
-        get_run_logger().error("policy unreadable, review open to anyone: %s", exc)
-        return {"groups": [], "quorum": 1, "deadline": timedelta(hours=72)}
-    return {"groups": reviews.groups, "quorum": 1, "deadline": reviews.deadline}
+        get_run_logger().error("policy unreadable, review open to the admins: %s", exc)
+        return {"groups": admins, "quorum": 1, "deadline": timedelta(hours=72)}
+    return {"groups": reviews.groups or admins, "quorum": 1, "deadline": reviews.deadline}
 
 
 def await_review(ctx: Context, version: VersionRecord, task: HumanTask, error: str) -> None:
@@ -221,10 +225,20 @@ def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
         return True
     task = open_task(ctx, TaskKind.APPROVAL, version.id, "approval", groups=rule.groups,
                      quorum=rule.quorum, deadline=rule.deadline,
-                     detail={"submitted_by": version.created_by})
+                     detail={"submitted_by": version.created_by,
+                             "excluded": excluded_approvers(rule, version, model)})
     description = evidence(ctx, version, found, task)
     decided = wait_for_decision(ctx, task, description, lambda: ctx.policy().members(task.groups))
     return decided.status == TaskStatus.APPROVED
+
+
+def excluded_approvers(rule: ApprovalRule, version: VersionRecord,
+                       model: ModelRecord) -> dict[str, str]:
+    """Who may not approve besides the submitter: the owner when the rule says so, and
+    always for a challenger the system submitted (the owner's data location started it)."""
+    if "owner" in rule.exclude or is_system(version.created_by):
+        return {model.owner: "owns"}
+    return {}
 
 
 def evidence(ctx: Context, version: VersionRecord, found: ScanResult, task: HumanTask) -> str:

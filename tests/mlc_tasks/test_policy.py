@@ -68,8 +68,9 @@ def test_bad_policy_names_the_field(tmp_path: Path, text: str, field: str) -> No
 
 
 APPROVALS = """
-groups:
-  risk: [rita, omar]
+people:
+  - {id: rita, groups: [risk]}
+  - {id: omar, groups: [risk]}
 approvals:
   - match: {risk_tier: [low]}
     auto_approve: true
@@ -114,14 +115,18 @@ def test_durations(value: str, expected: timedelta) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [(APPROVALS.replace("quorum: 2", "quorum: 3"),
-      "line 9, field 'approvals.1.quorum': 3 approvals needed but the groups have 2 member"),
+      "line 10, field 'approvals.1.quorum': 3 approvals needed but the groups have 2 member"),
      (APPROVALS.replace("groups: [risk]\n    quorum", "groups: [risks]\n    quorum"),
-      "line 8, field 'approvals.1.groups': ['risks'] not defined under 'groups'"),
+      "line 9, field 'approvals.1.groups': ['risks']: nobody under 'people' is in it"),
      (APPROVALS.replace("deadline: 36h", "deadline: soon"),
-      "line 10, field 'approvals.1.deadline': 'soon' is not a duration"),
+      "line 11, field 'approvals.1.deadline': 'soon' is not a duration"),
      (APPROVALS.replace("  - groups: [risk]\n", "  - quorum: 1\n"),
-      "line 11, field 'approvals.2': name the approver 'groups'"),
-     ("reviews:\n  groups: [ops]\n", "line 2, field 'reviews.groups': ['ops'] not defined"),
+      "line 12, field 'approvals.2': name the approver 'groups'"),
+     ("reviews:\n  groups: [ops]\n", "line 2, field 'reviews.groups': ['ops']: nobody"),
+     ("groups:\n  risk: [rita]\n", "line 1, field 'groups': name each person once under"),
+     ("people:\n  - {id: Rita@Bank.example}\n  - {id: rita@bank.example}\n",
+      "line 3, field 'people.1.id': 'rita@bank.example' is the same person as people.0"),
+     ("people:\n  - {id: 'rita risk'}\n", "line 2, field 'people.0.id': 'rita risk' is not"),
      ("deployment:\n  qa: {}\n", "line 2, field 'deployment.qa'")],
 )
 def test_bad_approvals_name_the_line_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -171,3 +176,24 @@ def test_a_model_no_retraining_rule_matches_gets_the_defaults(tmp_path: Path) ->
         "other", "classification", "low")
     assert (rule.on_new_data, rule.auto_rollback, rule.schedule) == ("retrain", False, None)
     assert rule.grace_period == timedelta(days=7) and rule.comparison.alpha == 0.05
+
+
+def test_people_are_one_id_whatever_the_spelling(tmp_path: Path) -> None:
+    """NFKC and casefolding: a fullwidth or capitalised spelling is the same person, so two
+    spellings can neither be listed twice nor count twice."""
+    policy = load_policy(write(tmp_path, "people:\n  - {id: Rita.Risk@Bank.example, "
+                                         "name: Rita, groups: [risk]}\n"))
+    assert policy.members(["risk"]) == {"rita.risk@bank.example"}
+    found = policy.person("\uff32ita.risk@bank.example")  # fullwidth R
+    assert found is not None and found.name == "Rita"
+    doubled = ("people:\n  - {id: rita@bank.example}\n  - {id: \"\uff32ITA@bank.example\"}\n")
+    with pytest.raises(InvalidInputError, match="same person as people.0"):
+        load_policy(write(tmp_path, doubled))
+
+
+def test_without_a_policy_nothing_can_be_approved() -> None:
+    """Deny by default: the built-in policy has no rule and no people."""
+    policy = load_policy(None)
+    assert policy.people == [] and policy.members(["mlc-admins"]) == set()
+    with pytest.raises(PolicyError, match="no approval rule"):
+        policy.approval_rule("regression", "low")

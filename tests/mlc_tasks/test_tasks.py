@@ -17,6 +17,7 @@ from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import Decision, TaskKind, TaskStatus
 
 RISK = {"rita", "omar", "sam"}
+PLATFORM = {"sam", "mia"}
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_quorum_counts_distinct_members_and_approves_the_version(registry, teste
     book = TaskBook(registry)
     task = approval(registry, tested, quorum=2)
     assert book.decide(task.id, "rita", Decision.APPROVE, "", "cli", RISK).accepted
-    twice = book.decide(task.id, "rita", Decision.APPROVE, "", "cli", RISK)
+    twice = book.decide(task.id, "\uff32ITA", Decision.APPROVE, "", "cli", RISK)  # fullwidth R
     assert not twice.accepted and "already given" in str(twice.refusal)
     assert book.get(task.id).status == TaskStatus.OPEN
     assert registry.get_version_by_id(tested.id).state == State.TESTED
@@ -62,11 +63,11 @@ def test_quorum_counts_distinct_members_and_approves_the_version(registry, teste
     late = book.decide(task.id, "Rita ", Decision.APPROVE, "", "cli", RISK)
     assert not late.accepted and "already approved" in str(late.refusal)
     assert [(d.actor, d.accepted) for d in book.decisions(task.id)] == [
-        ("rita", True), ("rita", False), ("omar", True), ("Rita ", False)]
+        ("rita", True), ("\uff32ITA", False), ("omar", True), ("Rita ", False)]
     audited = [(e.action, e.actor) for e in registry.audit_events(tested.model)
                if e.entity == "task"]
     assert audited == [("task.approval.opened", "on-model-changed"),
-                       ("task.decision", "rita"), ("task.decision_refused", "rita"),
+                       ("task.decision", "rita"), ("task.decision_refused", "\uff32ITA"),
                        ("task.decision", "omar"), ("task.approval.approved", "omar"),
                        ("task.decision_refused", "Rita ")]
     assert registry.verify_audit().ok
@@ -105,21 +106,32 @@ def test_expiry_rejects_the_version_once_due(registry, tested) -> None:
 
 def test_review_abort_fails_the_version_and_retry_leaves_it(registry, tested) -> None:
     book = TaskBook(registry)
-    retry, _ = book.open_task(TaskKind.REVIEW, tested.id, "scan", groups=[], quorum=1,
+    retry, _ = book.open_task(TaskKind.REVIEW, tested.id, "scan", groups=["platform"], quorum=1,
                               deadline=utcnow() + timedelta(hours=1),
                               detail={"error": "no runtime"}, flow_run_id=None, holder=None,
                               actor="on-model-changed")
-    assert book.decide(retry.id, "sam", Decision.RETRY, "", "cli", set()).accepted
+    assert book.decide(retry.id, "sam", Decision.RETRY, "", "cli", PLATFORM).accepted
     assert book.get(retry.id).status == TaskStatus.RETRY
     assert registry.get_version_by_id(tested.id).state == State.TESTED
-    abort, new = book.open_task(TaskKind.REVIEW, tested.id, "scan", groups=[], quorum=1,
+    abort, new = book.open_task(TaskKind.REVIEW, tested.id, "scan", groups=["platform"], quorum=1,
                                 deadline=utcnow() + timedelta(hours=1),
                                 detail={"error": "still no runtime"}, flow_run_id=None,
                                 holder=None, actor="on-model-changed")
     assert new and abort.id != retry.id
-    assert book.decide(abort.id, "sam", Decision.ABORT, "give up", "cli", set()).accepted
+    assert book.decide(abort.id, "sam", Decision.ABORT, "give up", "cli", PLATFORM).accepted
     assert registry.get_version_by_id(tested.id).state == State.FAILED
     assert "still no runtime" in book.get(abort.id).outcome
+
+
+def test_a_task_naming_no_group_is_decided_by_nobody(registry, tested) -> None:
+    """Deny by default: no group means no one, not anyone."""
+    book = TaskBook(registry)
+    task, _ = book.open_task(TaskKind.REVIEW, tested.id, "scan", groups=[], quorum=1,
+                             deadline=utcnow() + timedelta(hours=1), detail={},
+                             flow_run_id=None, holder=None, actor="on-model-changed")
+    made = book.decide(task.id, "mia", Decision.RETRY, "", "cli", {"mia"})
+    assert not made.accepted and "names no group, so nobody may decide" in str(made.refusal)
+    assert book.get(task.id).status == TaskStatus.OPEN
 
 
 def test_the_deadline_timer_name_is_reserved(registry, tested) -> None:
@@ -131,11 +143,12 @@ def test_the_deadline_timer_name_is_reserved(registry, tested) -> None:
 def test_a_decision_cannot_move_a_version_backwards(registry, tested) -> None:
     """An abort after the version reached production closes the task and leaves the version."""
     book = TaskBook(registry)
-    task, _ = book.open_task(TaskKind.REVIEW, tested.id, "deploy-prod", groups=[], quorum=1,
+    task, _ = book.open_task(TaskKind.REVIEW, tested.id, "deploy-prod", groups=["platform"],
+                             quorum=1,
                              deadline=utcnow() + timedelta(hours=1), detail={},
                              flow_run_id=None, holder=None, actor="on-model-changed")
     registry.transition(tested.id, State.APPROVED, "x")
     registry.transition(tested.id, State.DEPLOYED, "x")
-    assert book.decide(task.id, "mia", Decision.ABORT, "", "cli", set()).accepted
+    assert book.decide(task.id, "mia", Decision.ABORT, "", "cli", PLATFORM).accepted
     assert book.get(task.id).status == TaskStatus.ABORTED
     assert registry.get_version_by_id(tested.id).state == State.DEPLOYED
