@@ -49,7 +49,7 @@ def holder_alive(holder: str | None) -> bool:
 
 def form_input(task: HumanTask, actor: str, decision: str, comment: str,
                proof: str) -> dict[str, Any]:
-    if task.kind == TaskKind.APPROVAL:
+    if task.kind != TaskKind.REVIEW:  # an approval or a model change
         return {"decision": decision, "approver": actor, "comment": comment, "proof": proof}
     return {"action": decision, "reviewer": actor, "comment": comment, "proof": proof}
 
@@ -103,7 +103,7 @@ def _submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comm
     if task.status != TaskStatus.OPEN:
         raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
     if Decision(decision) not in DECISIONS[task.kind]:
-        use = "mlc approve / mlc reject" if task.kind == TaskKind.APPROVAL else "mlc review"
+        use = "mlc approve / mlc reject" if task.kind != TaskKind.REVIEW else "mlc review"
         raise InvalidInputError(f"task {task_id} is a {task.kind} task: use {use}")
     seen = len(book.decisions(task_id))
     resume(ctx, book, task_id, lambda t, run: form_input(

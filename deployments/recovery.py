@@ -14,9 +14,11 @@ from prefect.states import Cancelled
 from deployments.context import Context
 from deployments.decide import holder_alive
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.task_records import TaskKind
 
 log = logging.getLogger(__name__)
 DEPLOYMENT = "on-model-changed/on-model-changed"
+CHANGE_DEPLOYMENT = "model-change/model-change"
 
 
 def restart_orphaned_runs(ctx: Context) -> list[str]:
@@ -24,13 +26,19 @@ def restart_orphaned_runs(ctx: Context) -> list[str]:
     started: list[str] = []
     done_versions: set[str] = set()
     for task in TaskBook(ctx.registry).list():
-        if holder_alive(task.holder) or task.version_id in done_versions:
+        if holder_alive(task.holder) or task.version_id in done_versions and (
+                task.kind != TaskKind.CHANGE):
             continue
-        done_versions.add(task.version_id)
+        if task.kind != TaskKind.CHANGE:
+            done_versions.add(task.version_id)
         if task.flow_run_id:
             _cancel(task.flow_run_id, f"its process {task.holder} is gone; restarted")
-        run = run_deployment(DEPLOYMENT, parameters={"model": task.model, "number": task.number},
-                             timeout=0, tags=["mlc", "restarted"])
+        deployment, parameters = (
+            (CHANGE_DEPLOYMENT, {"model": task.model, "change_id": task.id})
+            if task.kind == TaskKind.CHANGE else
+            (DEPLOYMENT, {"model": task.model, "number": task.number}))
+        run = run_deployment(deployment, parameters=parameters, timeout=0,
+                             tags=["mlc", "restarted"])
         log.info("task %d (%s %s): restarted as flow run %s", task.id, task.kind, task.ref,
                  run.id)
         started.append(str(run.id))

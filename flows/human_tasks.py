@@ -68,9 +68,12 @@ class ReviewForm(RunInput):
 
 
 FORMS: dict[TaskKind, type[RunInput]] = {TaskKind.APPROVAL: ApprovalForm,
+                                         TaskKind.CHANGE: ApprovalForm,
                                          TaskKind.REVIEW: ReviewForm}
+EXPIRED_APPROVAL = {"decision": "reject", "approver": SYSTEM_ACTOR, "comment": "expired"}
 SYSTEM_INPUT = {
-    TaskKind.APPROVAL: {"decision": "reject", "approver": SYSTEM_ACTOR, "comment": "expired"},
+    TaskKind.APPROVAL: EXPIRED_APPROVAL,
+    TaskKind.CHANGE: EXPIRED_APPROVAL,
     TaskKind.REVIEW: {"action": "abort", "reviewer": SYSTEM_ACTOR, "comment": "expired"},
 }
 
@@ -197,13 +200,14 @@ def waiting_signal(task: HumanTask) -> AlertSignal:
 
 
 def expired_signal(task: HumanTask) -> AlertSignal:
-    ends = "rejected (expired)" if task.kind == TaskKind.APPROVAL else "failed (expired)"
+    ends = {TaskKind.APPROVAL: "the version is rejected (expired)",
+            TaskKind.CHANGE: "the change is not applied; the registered values stay",
+            TaskKind.REVIEW: "the version is failed (expired)"}[task.kind]
     return AlertSignal(
         severity=Severity.CRITICAL, model=task.model, version=task.number,
         source="on-model-changed", monitor="escalation", metric=task.step,
         window=f"task-{task.id}",
-        title=f"ESCALATION: {task.kind} task {task.id} for {task.ref} expired; the version "
-              f"is {ends}",
+        title=f"ESCALATION: {task.kind} task {task.id} for {task.ref} expired; {ends}",
         detail=f"Nobody decided by the deadline ({task.deadline:%Y-%m-%d %H:%M} UTC). "
                f"Groups: {', '.join(task.groups) or '-'}. To try again, submit a new version.")
 

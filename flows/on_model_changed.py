@@ -170,8 +170,10 @@ def await_review(ctx: Context, version: VersionRecord, task: HumanTask, error: s
 
 def open_tasks(ctx: Context, version: VersionRecord, kind: TaskKind | None = None,
                step: str | None = None) -> list[HumanTask]:
+    """The version's open approval and review tasks (a model change is not the version's)."""
     return [t for t in TaskBook(ctx.registry).list(model=version.model)
-            if t.version_id == version.id and kind in (None, t.kind) and step in (None, t.step)]
+            if t.version_id == version.id and t.kind != TaskKind.CHANGE
+            and kind in (None, t.kind) and step in (None, t.step)]
 
 
 def close_stale_tasks(ctx: Context, version: VersionRecord, reason: str) -> None:

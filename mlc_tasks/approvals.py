@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlc_tasks.people import canonical_id
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.task_records import DECISIONS, Decision, HumanTask, TaskDecision, TaskKind
 
@@ -12,9 +13,11 @@ SYSTEM_ACTOR = "mlc:deadline"  # the deadline timer; never a person
 
 def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[TaskDecision],
             actor: str, decision: Decision, comment: str) -> str | None:
-    """Why this attempt must be refused, or None when it may count. An approval needs a member
-    of the task's groups who did not submit the version and has not approved it already; a
-    rejection needs a reason. A review may be decided by any member (or anyone if no groups)."""
+    """Why this attempt must be refused, or None when it may count. `actor` is a verified
+    person's id. A decision needs a member of the task's groups (no groups: nobody may
+    decide); an approval also someone who is not excluded (the submitter always, and whoever
+    the task names in detail.excluded, e.g. the model's owner) and has not approved already;
+    a rejection needs a reason."""
     if decision not in DECISIONS[task.kind]:
         allowed = ", ".join(sorted(DECISIONS[task.kind]))
         return f"'{decision}' is not a decision for a {task.kind} task (use {allowed})"
@@ -23,10 +26,15 @@ def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[Ta
     if actor == SYSTEM_ACTOR:
         return f"'{SYSTEM_ACTOR}' is reserved for the deadline timer"
     who = same_person(actor)
-    if task.groups and who not in {same_person(m) for m in members}:
+    if not task.groups:
+        return f"task {task.id} names no group, so nobody may decide it"
+    if who not in {same_person(m) for m in members}:
         return f"{actor} is not a member of {', '.join(task.groups)}"
-    if task.kind == TaskKind.APPROVAL and who == same_person(submitter):
-        return f"{actor} submitted {task.ref} and cannot decide on its approval"
+    excluded = {same_person(submitter): "submitted"} | {
+        same_person(k): v for k, v in dict(task.detail.get("excluded") or {}).items()}
+    if task.kind != TaskKind.REVIEW and who in excluded:
+        role = excluded[who]
+        return f"{actor} {role} {task.ref} and cannot decide on its {task.kind}"
     if decision == Decision.REJECT and not comment.strip():
         return "a rejection needs a reason (comment)"
     if any(d.accepted and same_person(d.actor) == who and d.decision == decision
@@ -36,11 +44,12 @@ def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[Ta
 
 
 def same_person(name: str) -> str:
-    """Names compare without case or surrounding blanks: `Rita@Bank` is `rita@bank`."""
-    return name.strip().casefold()
+    """Ids compare after NFKC and casefolding: `Rita@Bank` is `rita@bank` (people.py)."""
+    return canonical_id(name)
 
 
 def approvals_counted(earlier: list[TaskDecision]) -> int:
+    """Distinct people who approved."""
     return len({same_person(d.actor) for d in earlier
                 if d.accepted and d.decision == Decision.APPROVE})
 

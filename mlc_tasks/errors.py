@@ -3,6 +3,8 @@
     MlcError
     ├── InvalidInputError          bad input from a person or a file; names the field/column/file
     │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
+    │   │   └── GovernanceFieldError  a package that would change a model's type, risk
+    │   │                               tier, owner, team or data location
     │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
     │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
     │   ├── ScoringRequestError    a scoring request too deep or with a number out of range (400)
@@ -21,8 +23,12 @@
     ├── AuditChainError            the audit log's hash chain is broken
     ├── AuditKeyError              no audit key, or not the key the log is sealed with
     ├── TaskClosedError            a decision on a human task that is no longer open
+    ├── ChangePendingError         a governance change while another waits for approval
     ├── SmokeTestError             a runtime took a version but does not serve it correctly
     ├── PermanentDeliveryError     a channel refused an alert (400, 401, 403, 404): not retried
+    ├── PrefectAuthError           the Prefect server refused our credentials (401)
+    ├── AccessDeniedError          the control-plane API refused the caller: no, a bad or a
+    │                               revoked token (401), or a missing scope (403)
     ├── SandboxUnavailableError    package code cannot run contained here (no bubblewrap)
     └── TransientError             I/O that may succeed if tried again
         ├── RuntimeUnavailableError  a runtime did not answer
@@ -44,6 +50,11 @@ class InvalidInputError(MlcError):
 
 class InvalidPackageError(InvalidInputError):
     """A model package is wrong."""
+
+
+class GovernanceFieldError(InvalidPackageError):
+    """A package differs from its registered model in a governance field (type, risk tier,
+    owner, team, data location): only a change request (`mlc model update`) changes those."""
 
 
 class UnsafeArtifactError(InvalidInputError):
@@ -137,12 +148,25 @@ class PermanentDeliveryError(MlcError):
     """A channel refused the request; sending it again would fail the same way."""
 
 
+class PrefectAuthError(MlcError):
+    """The Prefect server answered 401: no auth string, or not its auth string."""
+
+
+class AccessDeniedError(MlcError):
+    """The control-plane API did not authenticate the caller, or the caller lacks the scope."""
+
+
 class PolicyError(InvalidInputError):
     """The policy file does not cover a case it must (e.g. no approval rule for a model)."""
 
 
 class TaskClosedError(MlcError):
     """A decision on a human task that is no longer open."""
+
+
+class ChangePendingError(MlcError):
+    """A model has a governance change waiting for approval; a second waits until it is
+    decided."""
 
 
 class SmokeTestError(MlcError):

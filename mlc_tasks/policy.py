@@ -25,6 +25,7 @@ from mlc_tasks.drift import DriftSettings
 from mlc_tasks.errors import InvalidInputError, PolicyError
 from mlc_tasks.fairness import FairnessSettings
 from mlc_tasks.packages import METRICS, ModelType, RiskTier
+from mlc_tasks.people import Person, canonical_id
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -95,9 +96,12 @@ class ApprovalMatch(BaseModel):
                 and (not self.risk_tier or risk_tier in self.risk_tier))
 
 
+Excluded = Literal["submitter", "owner"]
+
+
 class ApprovalRule(BaseModel):
     """Who must approve a version before production: `quorum` distinct members of `groups`
-    within `deadline`; or nobody, when `auto_approve` is true."""
+    within `deadline`, never one of `exclude`; or nobody, when `auto_approve` is true."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -106,6 +110,9 @@ class ApprovalRule(BaseModel):
     groups: list[str] = Field(default_factory=list)
     quorum: int = Field(default=1, ge=1)
     deadline: Duration = timedelta(hours=72)
+    exclude: list[Excluded] = Field(
+        default_factory=lambda: ["submitter"], description="who may not approve: the "
+        "version's submitter (always), and the model's owner when named")
 
     @model_validator(mode="after")
     def _approvers(self) -> ApprovalRule:
@@ -124,7 +131,8 @@ class DeploymentStages(BaseModel):
 
 
 class ReviewPolicy(BaseModel):
-    """Who reviews a failed step (any group member; anyone when no groups) and by when."""
+    """Who reviews a failed step (any member of the groups; with none named, the
+    installation's admins) and by when."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -210,16 +218,29 @@ class SensorPolicy(BaseModel):
     settle: Duration = timedelta(seconds=10)
 
 
+class GovernancePolicy(BaseModel):
+    """Who approves a change of a model's governance fields (a lower risk tier, another type,
+    owner, team or data location; a higher tier applies at once) and by when."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    groups: list[str] = Field(
+        default_factory=list, description="none named: the installation's admins "
+        "(MLC_ADMIN_GROUP)")
+    deadline: Duration = timedelta(hours=72)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
     thresholds: dict[ModelType, dict[str, Threshold]] = Field(
         default_factory=dict, description="per model type: metric → bound")
-    groups: dict[str, list[str]] = Field(
-        default_factory=dict, description="approver group → its members' user names")
+    people: list[Person] = Field(
+        default_factory=list, description="everyone who may decide, each once, with groups")
     approvals: list[ApprovalRule] = Field(
-        default_factory=list, description="the first rule that matches a model applies")
+        default_factory=list, description="the first rule that matches a model applies; none "
+        "matching: no approval is possible")
     reviews: ReviewPolicy = Field(default_factory=ReviewPolicy)
     schedules: Schedules = Field(default_factory=Schedules)
     monitoring: MonitoringPolicy = Field(default_factory=MonitoringPolicy)
@@ -228,6 +249,7 @@ class Policy(BaseModel):
         default_factory=list, description="the first rule that matches a model applies; none: "
         "the defaults (retrain on new data, no schedule, no automatic rollback)")
     sensor: SensorPolicy = Field(default_factory=SensorPolicy)
+    governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
 
     @model_validator(mode="after")
     def _known_metrics(self) -> Policy:
@@ -238,19 +260,48 @@ class Policy(BaseModel):
                                  f"{', '.join(sorted(METRICS[model_type]))}")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_group_lists(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "groups" in raw:
+            raise ValueError("groups: name each person once under 'people' (id, name, "
+                             "groups), not in group lists")
+        return raw
+
+    @model_validator(mode="after")
+    def _people_once(self) -> Policy:
+        seen: dict[str, int] = {}
+        for index, person in enumerate(self.people):
+            if person.id in seen:
+                raise ValueError(f"people.{index}.id: '{person.id}' is the same person as "
+                                 f"people.{seen[person.id]} (ids compare without case and "
+                                 "after Unicode normalisation)")
+            seen[person.id] = index
+        return self
+
+    @property
+    def groups(self) -> dict[str, list[str]]:
+        """Each group named by someone → its members' canonical ids."""
+        found: dict[str, list[str]] = {}
+        for person in self.people:
+            for group in person.groups:
+                found.setdefault(group, []).append(person.id)
+        return found
+
     @model_validator(mode="after")
     def _known_groups(self) -> Policy:
         for index, rule in enumerate(self.approvals):
             unknown = [g for g in rule.groups if g not in self.groups]
             if unknown:
-                raise ValueError(f"approvals.{index}.groups: {unknown} not defined under 'groups'")
+                raise ValueError(f"approvals.{index}.groups: {unknown}: nobody under 'people' "
+                                 "is in it")
             members = self.members(rule.groups)
             if not rule.auto_approve and len(members) < rule.quorum:
                 raise ValueError(f"approvals.{index}.quorum: {rule.quorum} approvals needed but "
                                  f"the groups have {len(members)} member(s)")
         unknown = [g for g in self.reviews.groups if g not in self.groups]
         if unknown:
-            raise ValueError(f"reviews.groups: {unknown} not defined under 'groups'")
+            raise ValueError(f"reviews.groups: {unknown}: nobody under 'people' is in it")
         return self
 
     def thresholds_for(self, model_type: str) -> dict[str, Threshold]:
@@ -271,7 +322,19 @@ class Policy(BaseModel):
         return RetrainingRule()
 
     def members(self, groups: list[str]) -> set[str]:
-        return {member for group in groups for member in self.groups.get(group, [])}
+        """The canonical ids of everyone in any of the groups."""
+        return {p.id for p in self.people if set(p.groups) & set(groups)}
+
+    def person(self, name: str) -> Person | None:
+        wanted = canonical_id(name)
+        return next((p for p in self.people if p.id == wanted), None)
+
+    @model_validator(mode="after")
+    def _known_governance_groups(self) -> Policy:
+        unknown = [g for g in self.governance.groups if g not in self.groups]
+        if unknown:
+            raise ValueError(f"governance.groups: {unknown}: nobody under 'people' is in it")
+        return self
 
 
 def load_policy(path: Path | None) -> Policy:

@@ -32,8 +32,10 @@ def submit_package(
 ) -> tuple[VersionRecord, bool]:
     """Register the package at `path`; returns the version and whether it is new. Everything is
     checked before anything is written, and the same source submitted again is one version.
+    A package may not change its model's governance fields (GovernanceFieldError).
     `policy`: where its data may lie (default: the installation's settings)."""
     package = load_package(path, policy)
+    registry.check_governance(package.spec)  # before anything is stored
     new = describe_version(package, store, reviewed_types)
     version, created = registry.register_version(package.spec, new, actor)
     log.info("%s %s", "registered" if created else "already registered", version.ref)

@@ -1,4 +1,5 @@
-"""Human tasks: an approval or an error review that a paused flow run waits on."""
+"""Human tasks: an approval, an error review or a governance change that a paused flow run
+waits on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class TaskKind(StrEnum):
     APPROVAL = "approval"
     REVIEW = "review"
+    CHANGE = "change"  # a governance change of a model (mlc_tasks/governance.py)
 
 
 class TaskStatus(StrEnum):
@@ -33,6 +35,7 @@ class Decision(StrEnum):
 DECISIONS: dict[TaskKind, frozenset[Decision]] = {
     TaskKind.APPROVAL: frozenset({Decision.APPROVE, Decision.REJECT}),
     TaskKind.REVIEW: frozenset({Decision.RETRY, Decision.ABORT}),
+    TaskKind.CHANGE: frozenset({Decision.APPROVE, Decision.REJECT}),
 }
 
 

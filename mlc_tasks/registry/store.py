@@ -17,8 +17,13 @@ from sqlalchemy import Engine, create_engine, delete, event, func, select, updat
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from mlc_tasks import audit, audit_replay, lifecycle
-from mlc_tasks.errors import AuditKeyError, NotFoundError, RuntimePinnedError
+from mlc_tasks import audit, audit_replay, governance, lifecycle
+from mlc_tasks.errors import (
+    AuditKeyError,
+    GovernanceFieldError,
+    NotFoundError,
+    RuntimePinnedError,
+)
 from mlc_tasks.lifecycle import State
 from mlc_tasks.packages import ModelSpec
 from mlc_tasks.registry.audit_state import read_state
@@ -295,13 +300,33 @@ class Registry:
             session.flush()
             self.append_audit(session, actor=actor, action="model.created", entity="model",
                         entity_id=spec.name, model=spec.name, detail=fields)
-        elif any(getattr(model, k) != v for k, v in fields.items()):
+        else:
+            self._refuse_governance_change(model, spec)
+        if any(getattr(model, k) != v for k, v in fields.items()):
             changed = {k: v for k, v in fields.items() if getattr(model, k) != v}
             for key, value in changed.items():
                 setattr(model, key, value)
             self.append_audit(session, actor=actor, action="model.updated", entity="model",
                         entity_id=spec.name, model=spec.name, detail=changed)
         return model
+
+    def check_governance(self, spec: ModelSpec) -> None:
+        """Refuse, before anything is stored, a package that would change its registered
+        model's governance fields (registration checks again, under the model's lock)."""
+        with self.transaction() as session:
+            model = session.execute(
+                select(ModelRow).where(ModelRow.name == spec.name)).scalar_one_or_none()
+            if model is not None:
+                self._refuse_governance_change(model, spec)
+
+    @staticmethod
+    def _refuse_governance_change(model: ModelRow, spec: ModelSpec) -> None:
+        """Type, risk tier, owner, team and data location are the registry's after the first
+        registration: a package that differs is refused (mlc_tasks/governance.py)."""
+        registered = governance.registered_values(ModelRecord.model_validate(model))
+        changed = governance.differences(registered, governance.package_values(spec))
+        if changed:
+            raise GovernanceFieldError(governance.package_refusal(spec.name, changed))
 
     def get_model(self, name: str) -> ModelRecord:
         with self.transaction() as session:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from mlc_tasks import approvals
 from mlc_tasks.errors import NotFoundError
 from mlc_tasks.lifecycle import TRANSITIONS, State
+from mlc_tasks.registry import governance
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import HumanTaskRow, ModelRow, TaskDecisionRow, VersionRow
 from mlc_tasks.task_records import (
@@ -90,8 +92,36 @@ class TaskBook:
 
     # ---- deciding ----------------------------------------------------------------------
 
+    def show_evidence(self, task_id: int, markdown: str) -> str:
+        """Keep the evidence a decider is shown (the form's description) with the task, so
+        every channel shows the same and a proof can name it; returns its sha256."""
+        digest = hashlib.sha256(markdown.encode()).hexdigest()
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            if row.detail.get("evidence_sha256") != digest:
+                row.detail = {**row.detail, "evidence": markdown, "evidence_sha256": digest}
+        return digest
+
+    def refuse_unverified(self, task_id: int, claimed: str, decision: Decision, comment: str,
+                          via: str, refusal: str) -> TaskDecision:
+        """Record an attempt nobody proved: what was claimed, and why it does not count."""
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            task = self._record(session, row)
+            made = TaskDecisionRow(task_id=task_id, actor=claimed[:255], decision=decision.value,
+                                   comment=comment, accepted=False, refusal=refusal, via=via,
+                                   at=utcnow())
+            session.add(made)
+            session.flush()
+            self.registry.append_audit(
+                session, actor="unverified", action="task.decision_unverified", entity="task",
+                entity_id=str(task_id), model=task.model, reason=refusal,
+                detail={"number": task.number, "kind": task.kind.value, "claimed": claimed,
+                        "decision": decision.value, "via": via, "comment": comment})
+            return TaskDecision.model_validate(made)
+
     def decide(self, task_id: int, actor: str, decision: Decision, comment: str, via: str,
-               members: set[str]) -> TaskDecision:
+               members: set[str], evidence_sha256: str | None = None) -> TaskDecision:
         """Record one attempt. A refused attempt (also one that comes after the task closed,
         e.g. a second after its deadline) is kept with its reason and changes nothing else; an
         accepted one may close the task (quorum reached, rejected, retry, abort) and move the
@@ -101,6 +131,8 @@ class TaskBook:
             # the version next, before the audit head: every writer locks in this order
             submitter = session.execute(select(VersionRow.created_by).where(
                 VersionRow.id == row.version_id).with_for_update()).scalar_one()
+            if row.kind == TaskKind.CHANGE:  # its requester is its submitter
+                submitter = governance.lock_for_decision(session, row)
             task = self._record(session, row)
             earlier = self._decisions(session, task_id)
             refused = (f"task {task_id} is already {task.status}"
@@ -116,9 +148,9 @@ class TaskBook:
             self.registry.append_audit(
                 session, actor=actor, action="task.decision" if refused is None
                 else "task.decision_refused", entity="task", entity_id=str(task_id),
-                model=task.model, reason=refused or comment,
+                model=task.model, reason=refused or comment, evidence_sha256=evidence_sha256,
                 detail={"number": task.number, "kind": task.kind.value, "step": task.step,
-                        "decision": decision.value, "via": via})
+                        "decision": decision.value, "via": via, "verified": True})
             if refused is None:
                 self._apply(session, row, task, decision, comment, actor,
                             earlier + [TaskDecision.model_validate(made)])
@@ -173,6 +205,10 @@ class TaskBook:
             session, actor=actor, action=f"task.{row.kind}.{status.value}", entity="task",
             entity_id=str(row.id), model=task.model, reason=outcome,
             detail={"number": task.number, "step": row.step})
+        if row.kind == TaskKind.CHANGE:  # a change writes the model, never the version's state
+            if status == TaskStatus.APPROVED:
+                governance.apply_approved(self.registry, session, row, actor)
+            return
         current = session.execute(select(VersionRow.state).where(
             VersionRow.id == row.version_id)).scalar_one()
         if version_state is not None and version_state in TRANSITIONS[State(current)]:
