@@ -15,6 +15,7 @@ import httpx
 
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import TransientError
+from mlc_tasks.prefect_auth import PrefectAuth
 from mlc_tasks.run_health import CLAIMS_TO_RUN, RunView, Silence
 
 log = logging.getLogger(__name__)
@@ -23,15 +24,19 @@ PAGE = 200
 
 
 class PrefectRuns:
-    """The runs of our deployments on one Prefect server."""
+    """The runs of our deployments on one Prefect server (its credentials: `auth`, default
+    PREFECT_API_AUTH_STRING)."""
 
-    def __init__(self, api_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, api_url: str, auth: PrefectAuth | None = None,
+                 timeout: float = 10.0) -> None:
         self.api = api_url.rstrip("/")
+        self.auth = auth or PrefectAuth(self.api)
         self.timeout = timeout
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         try:
-            answer = httpx.post(f"{self.api}{path}", json=body, timeout=self.timeout)
+            answer = httpx.post(f"{self.api}{path}", json=body, timeout=self.timeout,
+                                auth=self.auth)
         except httpx.HTTPError as exc:
             raise TransientError(f"the Prefect server at {self.api} did not answer: {exc}"
                                  ) from exc

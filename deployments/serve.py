@@ -16,11 +16,13 @@ from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
 from flows.data_sensor import data_sensor
 from flows.deploy_model import deploy_model
+from flows.model_change import model_change
 from flows.monitor import monitor
 from flows.on_model_changed import on_model_changed
 from flows.retrain import retrain
 from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
+from mlc_tasks.governance import CHANGE_REQUESTED
 from mlc_tasks.policy import Policy
 
 REQUEST = {"model": "{{ event.payload.model }}"}
@@ -46,7 +48,8 @@ def all_deployments() -> list[RunnerDeployment]:
     return [
         deploy_model.to_deployment(
             name="deploy-model",
-            description="Deploy a model version onto the runtime whose tags match.",
+            description="Deploy a model version onto the runtime whose tags match (never "
+                        "production).",
             tags=["mlc"],
         ),
         on_model_changed.to_deployment(
@@ -94,7 +97,8 @@ def all_deployments() -> list[RunnerDeployment]:
             triggers=[DeploymentEventTrigger(
                 expect={REQUESTED["retrain"]},
                 parameters={**REQUEST, "data": "{{ event.payload.data }}",
-                            "trigger": "{{ event.payload.trigger }}"})],
+                            "trigger": "{{ event.payload.trigger }}",
+                            "request": "{{ event.payload.request }}"})],
             tags=["mlc", "retraining"],
         ),
         data_sensor.to_deployment(
@@ -114,6 +118,16 @@ def all_deployments() -> list[RunnerDeployment]:
             description="Retire replaced champions once their grace period has passed.",
             cron="17 * * * *",
             tags=["mlc", "retraining"],
+        ),
+        model_change.to_deployment(
+            name="model-change",
+            description="A change of a model's governance fields waits for the model-risk "
+                        "group; approved, it is written to the registry.",
+            triggers=[DeploymentEventTrigger(
+                expect={CHANGE_REQUESTED},
+                parameters={"model": "{{ event.payload.model }}",
+                            "change_id": "{{ event.payload.change_id }}"})],
+            tags=["mlc", "governance"],
         ),
         rollback_review.to_deployment(
             name="rollback-review",

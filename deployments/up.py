@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from deployments.context import Context, current_user
+from deployments.context import Context
 from deployments.reconcile import (
     PrefectRuns,
     scheduled_runs,
@@ -23,7 +24,10 @@ from deployments.reconcile import (
 from deployments.supervision import Backoff, crashed_signal, restartable
 from mlc_tasks.alert_records import AlertSignal
 from mlc_tasks.errors import MlcError
+from mlc_tasks.people import PrincipalKind, local_actor
+from mlc_tasks.prefect_auth import AUTH_FILE, PrefectAuth
 from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.run_health import silenced
 from mlc_tasks.settings import MlcSettings
 
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 PYTHON = sys.executable
 SCHEDULE_CHECK_SECONDS = 60
 SCHEDULE_WINDOW = timedelta(minutes=20)
+UP_SERVICE = "mlc-up"  # the submitter of `mlc up --submit`
 
 
 class Supervisor:
@@ -48,14 +53,17 @@ class Supervisor:
         self.env.setdefault("DO_NOT_TRACK", "1")  # no usage data leaves the machine
         self.logs = settings.home / "logs"
         self.prefect: PrefectRuns | None = None
+        self.auth: PrefectAuth | None = None
+        self.login = ""
 
     def run(self, submit_paths: list[Path]) -> int:
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops us as Ctrl-C does
         signal.signal(signal.SIGINT, _interrupt)  # also when started in the background
         try:
+            secure_home(self.settings.home)
             ui_url = self.ui_url = self.start_prefect()
             self.env["PREFECT_API_URL"] = self.api_url
-            self.prefect = PrefectRuns(self.api_url)
+            self.prefect = PrefectRuns(self.api_url, self.auth)
             self.settle("its process ended with the previous `mlc up`")
             self.start_runtimes()
             self.start_notifications()
@@ -77,23 +85,39 @@ class Supervisor:
 
     def start_prefect(self) -> str:
         external = os.environ.get("PREFECT_API_URL")
-        if external:
+        if external:  # the operator's server: PREFECT_API_AUTH_STRING from the environment
             self.api_url = external
+            self.auth = PrefectAuth(external)
             wait_healthy(f"{external}/health", "Prefect server", 30)
             return external.removesuffix("/api")
         host, port = self.settings.host, self.settings.prefect_port
-        self.api_url = f"http://{host}:{port}/api"
+        ui_url = f"http://{host}:{port}"
+        self.api_url = f"{ui_url}/api"
         if is_healthy(f"{self.api_url}/health"):
             raise MlcError(f"something already answers on {self.api_url}; stop it, or set "
                            f"PREFECT_API_URL={self.api_url} to use it")
         self.env.update(PREFECT_HOME=str(self.settings.home / "prefect"),
                         PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port),
                         PREFECT_UI_API_URL=self.api_url,
-                        PREFECT_SERVER_ANALYTICS_ENABLED="false")
+                        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+                        **self.lock_down(ui_url))
         self.spawn("prefect-server", [PYTHON, "-m", "prefect", "server", "start",
                                       "--host", host, "--port", str(port)])
         wait_healthy(f"{self.api_url}/health", "Prefect server", 120, self.children[-1][1])
-        return f"http://{host}:{port}"
+        return ui_url
+
+    def lock_down(self, ui_url: str) -> dict[str, str]:
+        """Prefect with auth on, CORS only for its own UI and CSRF protection on; every child
+        (and our own calls) sends the auth string, Prefect's client fetches CSRF tokens."""
+        auth = self.settings.resolved_prefect_auth()
+        self.auth = PrefectAuth(self.api_url, auth)
+        self.login = ("  (log in with the auth string in MLC_PREFECT_AUTH_STRING)"
+                      if self.settings.prefect_auth_string
+                      else f"  (log in with the auth string in {self.settings.home / AUTH_FILE})")
+        return {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth,
+                "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": ui_url,
+                "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
+                "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "true"}
 
     def start_runtimes(self) -> None:
         for runtime in self.settings.runtimes:
@@ -141,7 +165,8 @@ class Supervisor:
             if serve.poll() is not None:
                 raise MlcError(f"serving the deployments failed; see {self.logs}/serve.log")
             try:
-                found = httpx.post(f"{self.api_url}/automations/filter", json={}, timeout=5)
+                found = httpx.post(f"{self.api_url}/automations/filter", json={}, timeout=5,
+                                   auth=self.auth)
                 if found.status_code == 200 and found.json():
                     time.sleep(2)  # let the server's trigger service load them
                     return
@@ -161,10 +186,17 @@ class Supervisor:
             say(f"restarting waiting runs failed: {done.stderr.strip()[-500:]}")
 
     def submit(self, paths: list[Path]) -> None:
+        """Upload the packages through the control-plane API as the service `mlc-up`, whose
+        token is issued afresh for this start by the account that owns the installation."""
+        if not paths:
+            return
+        enrolled = PrincipalBook(Context(self.settings).registry).enroll(
+            UP_SERVICE, PrincipalKind.SERVICE, local_actor(getpass.getuser()))
+        env = {**self.env, "MLC_TOKEN": enrolled.token,
+               "MLC_API_URL": f"http://{self.settings.host}:{self.settings.api_port}"}
         for path in paths:
-            done = subprocess.run([PYTHON, "-m", "deployments.cli", "submit", str(path),
-                                   "--as", current_user()], env=self.env, text=True,
-                                  capture_output=True)
+            done = subprocess.run([PYTHON, "-m", "deployments.cli", "submit", str(path)],
+                                  env=env, text=True, capture_output=True)
             say(done.stdout.strip().splitlines()[0] if done.returncode == 0
                 else f"submit {path} failed: {done.stderr.strip()}")
 
@@ -178,14 +210,16 @@ class Supervisor:
         api = f"http://{self.settings.host}:{self.settings.api_port}"
         say(f"""
 MLC is up.
-  Prefect UI  {ui_url}
+  Prefect UI  {ui_url}{self.login}
 {runtimes}
   API         {api}  (`mlc` in any terminal finds this installation here)
   logs        {self.logs}
 
 Next, in another terminal (with .venv/bin on PATH):
+  mlc people enroll ID                (as this account) a person's token and authenticator
+  export MLC_TOKEN=…                  or `mlc login`: every command acts as the token's holder
   mlc tasks                           approvals and reviews waiting for a person
-  mlc approve TASK --as NAME          or Resume on the run's page in the Prefect UI
+  mlc approve TASK                    or Resume in the Prefect UI with your one-time code
   mlc versions credit-risk            where each version is in its life cycle
   curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[-1].port}/invocations \\
        -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json
@@ -195,7 +229,14 @@ Next, in another terminal (with .venv/bin on PATH):
   mlc retrain credit-risk             or ask for one; `mlc comparisons credit-risk` shows the
                                       champion/challenger decisions
   notifications {notify}  signed with the key in {secret}
-Ctrl-C here stops everything.""")
+{self.policy_note()}Ctrl-C here stops everything.""")
+
+    def policy_note(self) -> str:
+        if self.settings.policy_file is not None:
+            return ""
+        return (f"No policy file (MLC_POLICY_FILE): deny by default. No version can be "
+                f"approved, and failed steps wait for the group '{self.settings.admin_group}' "
+                "(MLC_ADMIN_GROUP), which has no members.\n")
 
     def spawn(self, name: str, command: list[str]) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -295,6 +336,18 @@ def _kill_group(process: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass  # already gone
+
+
+def secure_home(home: Path) -> None:
+    """MLC_HOME is this user's alone (0700), and so are its databases, logs and captures
+    (0600); what `mlc up` and its children create from now on too (umask 077)."""
+    os.umask(0o077)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.chmod(0o700)
+    kept = ("registry.db*", "prefect/*.db*", "logs", "logs/*.log", "captures", "captures/**/*")
+    for path in (p for pattern in kept for p in home.glob(pattern)):
+        if not path.is_symlink():  # chmod would follow it out of home
+            path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def is_healthy(url: str) -> bool:

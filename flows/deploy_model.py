@@ -1,4 +1,6 @@
-"""deploy-model: put a version on the runtime whose tags match, and record it."""
+"""deploy-model: put a version on the runtime whose tags match, and record it. Anyone who
+reaches Prefect may run it, so it never deploys to production and names no person: its audited
+actor is the flow itself."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from flows.alerts import raise_alert
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import MlcError, TransientError
+from mlc_tasks.run_requests import refuse_production
+
+ACTOR = "deploy-model"
 
 
 def _transient_only(_task: Any, _run: Any, state: Any) -> bool:
@@ -41,17 +46,19 @@ def deploy_failed(model: str, number: int, runtime: str, env: str | None,
 
 
 @flow(name="deploy-model")
-def deploy_model(
-    model: str, version: int, tags: dict[str, str], actor: str, reason: str = ""
-) -> str:
-    """Deploy version `version` of `model` onto the one runtime matching `tags`."""
+def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "") -> str:
+    """Deploy version `version` of `model` onto the one runtime matching `tags` (not
+    production)."""
     logger = get_run_logger()
     ctx = Context()
+    prod = ctx.policy().deployment.prod
+    refuse_production(tags, prod, "tags")
     record = ctx.registry.get_version(model, version)
     runtime = ctx.choose_runtime(tags)
+    refuse_production(runtime.tags, prod, "runtime")
     client = ctx.runtime_client(runtime.url)
     try:
-        done = deploy_version(ctx.registry, client, runtime, record, actor, reason)
+        done = deploy_version(ctx.registry, client, runtime, record, ACTOR, reason)
     except MlcError as exc:
         raise_alert(deploy_failed(record.model, record.number, runtime.name,
                                   runtime.tags.get("env"), exc))

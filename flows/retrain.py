@@ -24,9 +24,11 @@ from mlc_tasks.lifecycle import TERMINAL
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.packages import ModelType, TrainingSpec
+from mlc_tasks.people import system_actor
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.run_requests import Trigger, checked_trigger
 from mlc_tasks.submission import stored_spec
 
 FLOW = "retrain"
@@ -34,9 +36,9 @@ FLOW = "retrain"
 
 @task(name="train-challenger", cache_policy=NO_CACHE)
 def train_challenger(champion: VersionRecord, spec: TrainingSpec, train: pd.DataFrame,
-                     data: retraining.NewData) -> VersionRecord:
+                     data: retraining.NewData, requester: str) -> VersionRecord:
     """Fit the champion's recipe on the training rows and register the challenger (the same
-    champion and data again is the same version)."""
+    champion and data again is the same version), submitted by whoever asked for it."""
     ctx = Context()
     model = ctx.registry.get_model(champion.model)
     pipeline = training.fit(ModelType(model.type), spec, champion.input_schema, train,
@@ -45,7 +47,7 @@ def train_challenger(champion: VersionRecord, spec: TrainingSpec, train: pd.Data
                                         ctx.settings.trusted_types, ctx.store(), data.sha256)
     version, _ = ctx.registry.register_version(
         retraining.model_spec(model, champion), retraining.challenger(champion, spec, artifact,
-                                                                      data), FLOW)
+                                                                      data), requester)
     return version
 
 
@@ -87,10 +89,15 @@ def record_holdout_test(ctx: Context, version: VersionRecord, model: Any, held: 
 
 
 @flow(name=FLOW)
-def retrain(model: str, data: str | None = None, trigger: str = "manual") -> State:
+def retrain(model: str, data: str | None = None, trigger: str = "manual",
+            request: str | None = None) -> State:
     """Retrain `model` on `data` (a CSV file under its data location), or on its data location's
-    recent days; compare with the champion; promote through on-model-changed if it wins."""
+    recent days; compare with the champion; promote through on-model-changed if it wins.
+    `trigger` (manual, schedule, new data, notification) says what asked; an event may carry
+    any parameters, so it is checked, and the audited actor is this flow."""
     ctx, logger = Context(), get_run_logger()
+    asked = checked_trigger(trigger)
+    requester = requested_by(ctx, model, asked, request)
     record = ctx.registry.get_model(model)
     champion = ChampionBook(ctx.registry).champion(model)
     if champion is None:
@@ -98,17 +105,19 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual") -> Sta
     rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
     new = retraining.read_new_data(data, record.data_location, utcnow().date(),
                                    rule.window_days, LocationPolicy.from_settings(ctx.settings))
-    logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, trigger,
+    logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, asked,
                 len(new.rows), new.uri)
-    with ctx.registry.transaction() as session:  # who or what asked, in the model's story
+    with ctx.registry.transaction() as session:  # what asked, in the model's story
         ctx.registry.append_audit(
-            session, actor=trigger, action="model.retraining", entity="model", entity_id=model,
-            model=model, reason=f"retraining {champion.ref} on {new.uri}",
+            session, actor=FLOW, action="model.retraining", entity="model", entity_id=model,
+            model=model, reason=f"retraining {champion.ref} on {new.uri} ({asked})",
             detail={"champion": champion.number, "rows": len(new.rows), "data": new.uri,
-                    "flow_run": str(runtime.flow_run.id)}, evidence_sha256=new.sha256)
+                    "trigger": asked.value, "requested_by": requester, "request": request,
+                    "flow_run": str(runtime.flow_run.id)},
+            evidence_sha256=new.sha256)
     spec = retraining.recipe(champion)
     train, held = retraining.split_holdout(new.rows, champion.label, rule.holdout, spec.seed)
-    challenger = train_challenger(champion, spec, train, new)
+    challenger = train_challenger(champion, spec, train, new, requester)
     decided = compare(champion, challenger, held, f"{new.uri} (held-out rows)", rule.comparison)
     show(decided, champion, challenger)
     if decided.outcome != comparison.Outcome.PROMOTE.value:
@@ -121,6 +130,25 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual") -> Sta
                                  f"{challenger.ref} rejected")
     logger.info("%s beat %s: %s", challenger.ref, champion.ref, decided.reason)
     return on_model_changed(model, challenger.number)
+
+
+def requested_by(ctx: Context, model: str, trigger: Trigger, request: str | None) -> str:
+    """Who asked, from the registry (never from a parameter): the person or service whose
+    request the control-plane API recorded under this id; else the system (the sensor, a
+    schedule, a notification, or a run started straight on Prefect)."""
+    if request:
+        trail = ctx.registry.audit_events(model)
+        if any(e.action == "model.retraining" and e.detail.get("request") == request
+               for e in trail):
+            raise InvalidInputError(f"request: retraining request '{request[:64]}' was "
+                                    "already carried out")
+        for event in reversed(trail):
+            if (event.action == "model.retrain_requested"
+                    and event.detail.get("request") == request):
+                return event.actor
+        raise InvalidInputError(f"request: no retraining of {model} was requested as "
+                                f"'{request[:64]}'")
+    return system_actor(trigger.value.replace(" ", "-"))
 
 
 def show(decided: ComparisonRecord, champion: VersionRecord, challenger: VersionRecord) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 
 import httpx
 
-from mlc_tasks.errors import TransientError
+from mlc_tasks.errors import PrefectAuthError, TransientError
+from mlc_tasks.prefect_auth import PrefectAuth
 from mlc_tasks.registry import VersionRecord
 
 log = logging.getLogger(__name__)
@@ -67,15 +68,18 @@ def request_event(model: str, action: str, trigger: str, data: str | None = None
         "related": [],
         # every key the deployments' triggers template must exist: an undefined one fails the run
         "payload": {"model": model, "trigger": trigger, "data": data, "day": None,
-                    **(detail or {})},
+                    "request": None, **(detail or {})},
     }
 
 
 def emit(event: dict[str, Any], api_url: str, timeout: float = 10.0) -> None:
-    """Send the event and wait until the server took it (204); TransientError if it did not."""
+    """Send the event (with PREFECT_API_AUTH_STRING) and wait until the server took it (204);
+    TransientError if it did not, also when it refused the credentials: the same event may be
+    sent again once they are right."""
     try:
-        answer = httpx.post(f"{api_url.rstrip('/')}/events", json=[event], timeout=timeout)
-    except httpx.HTTPError as exc:
+        answer = httpx.post(f"{api_url.rstrip('/')}/events", json=[event], timeout=timeout,
+                            auth=PrefectAuth(api_url))
+    except (httpx.HTTPError, PrefectAuthError) as exc:
         raise TransientError(f"Prefect server at {api_url} did not take the event: {exc}") from exc
     if answer.status_code != 204:
         raise TransientError(f"Prefect server at {api_url} did not take the event: "

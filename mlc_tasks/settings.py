@@ -68,11 +68,20 @@ class MlcSettings(BaseSettings):
         default=None,
         description="HMAC key notifications are signed with; default: generated under home.",
     )
+    prefect_auth_string: SecretStr | None = Field(
+        default=None,
+        description="Auth string ('user:password') of the Prefect server `mlc up` starts; "
+                    "default: generated once under home (prefect-auth), the UI's login.",
+    )
     audit_key: SecretStr | None = Field(
         default=None, min_length=32,
         description="HMAC key the audit log is sealed with (32+ characters; keep it off the "
                     "database host); default: generated once under home (audit-key).",
     )
+    decision_key: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="HMAC key of the decision proofs the control-plane API mints and the "
+                    "flows check; default: generated once under home (decision-key).")
     audit_anchor_url: str | None = Field(
         default=None,
         description="fsspec URL of a folder where `mlc audit anchor` writes the log's head, one "
@@ -97,6 +106,14 @@ class MlcSettings(BaseSettings):
     api_url: str | None = Field(
         default=None,
         description="The installation's API the CLI uses; default: http://host:api_port.")
+    trusted_user_header: str | None = Field(
+        default=None,
+        description="Header a single-sign-on proxy sets to the authenticated person's id (e.g. "
+                    "X-Forwarded-User); accepted only from trusted_proxies. Unset: off.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="IP addresses (a JSON list) whose trusted_user_header the control-plane "
+                    "API believes; from any other address the header is refused (401).")
     heartbeat_seconds: float = Field(default=15.0, gt=0, description="Runtime heartbeat period.")
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
@@ -119,6 +136,10 @@ class MlcSettings(BaseSettings):
     # ---- alerts (secrets: these settings for local runs, else Prefect Secret blocks named
     # mlc-slack-webhook-url, mlc-servicenow-password, mlc-servicenow-client-secret,
     # mlc-webhook-secret) ----
+    admin_group: str = Field(
+        default="mlc-admins",
+        description="The policy group of the installation's admins: they review failed steps "
+                    "and model changes when the policy names no other group.")
     policy_file: Path | None = Field(
         default=None, description="The policy YAML (alert routing); none: the default policy.")
     alert_suppression_minutes: float = Field(
@@ -203,6 +224,10 @@ class MlcSettings(BaseSettings):
         every process that writes the registry must resolve the same key."""
         return self._resolved_secret(self.audit_key, "audit-key")
 
+    def resolved_decision_key(self) -> str:
+        """The key decision proofs are signed with: only the API and the flows read it."""
+        return self._resolved_secret(self.decision_key, "decision-key")
+
     def anchor_url(self) -> str:
         return self.audit_anchor_url or str(self.home / "audit-anchors")
 
@@ -211,22 +236,36 @@ class MlcSettings(BaseSettings):
         home; senders read it from there (or are given it) to sign what they send."""
         return self._resolved_secret(self.notify_secret, "notify-secret")
 
-    def _resolved_secret(self, configured: SecretStr | None, name: str) -> str:
+    def resolved_prefect_auth(self) -> str:
+        """The auth string of the Prefect server `mlc up` starts: configured, or generated once
+        and kept (mode 0600) under home, where the CLI of the same user finds it."""
+        return self._resolved_secret(self.prefect_auth_string, "prefect-auth", prefix="mlc:")
+
+    def _resolved_secret(self, configured: SecretStr | None, name: str, prefix: str = "") -> str:
         if configured is not None:
             return configured.get_secret_value()
         path = self.home / name
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             # Written aside, then linked into place: the file appears whole or not at all, and
             # when two processes start together the first link wins and both read it.
             temp = self.home / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as file:
-                file.write(secrets.token_urlsafe(32))
+                file.write(prefix + secrets.token_urlsafe(32))
             try:
                 os.link(temp, path)
             except FileExistsError:
                 pass
             finally:
                 temp.unlink()
+        _refuse_open_secret(path)
         return path.read_text().strip()
+
+
+def _refuse_open_secret(path: Path) -> None:
+    """A key others on the host may read (or replace) is no secret: refuse it."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InvalidInputError(f"secret file {path} is open to group or others (mode "
+                                f"{mode:04o}): make it private with `chmod 600 {path}`")

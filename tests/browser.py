@@ -1,5 +1,7 @@
 """The Prefect UI's pause form, filled in headless Chromium (Debian's package, driven by
-Playwright through its executable path; Playwright never downloads a browser of its own)."""
+Playwright through its executable path; Playwright never downloads a browser of its own).
+A server with auth on (as `mlc up` starts it) first shows its login page: the person types the
+auth string there, as README says."""
 
 from __future__ import annotations
 
@@ -32,11 +34,30 @@ def _field(dialog: Any, label: str) -> Any:
                                 has_text=re.compile(rf"^\s*{re.escape(label)}\s*$")))
 
 
-def resume_in_ui(page_url: str, fields: dict[str, str], choice: tuple[str, str],
-                 timeout_ms: int = 60_000) -> dict[str, Any]:
-    """Open a paused flow run's page, press Resume, fill the form and submit it. `choice` is the
-    (label, option) of the form's one select (e.g. ("Decision", "approve")); `fields` maps text
-    field labels to values. Returns what the browser sent and the server's answer."""
+def open_page(page: Any, page_url: str, auth: str | None, timeout_ms: int = 60_000) -> None:
+    """Open `page_url`, logging in first when the server has auth on. Only the UI's start page
+    sends a browser without credentials to the login page (a deep link answers "page not
+    found"), so log in there, as a person would, then go to the page."""
+    from playwright.sync_api import expect
+
+    if auth is not None:
+        origin = re.match(r"^https?://[^/]+", page_url)
+        assert origin is not None, page_url
+        page.goto(origin[0] + "/", wait_until="domcontentloaded")
+        password = page.locator("input[type=password]")
+        expect(password).to_be_visible(timeout=timeout_ms)
+        password.fill(auth)
+        page.get_by_role("button", name="Login", exact=True).click()
+        expect(password).to_have_count(0, timeout=timeout_ms)
+    page.goto(page_url, wait_until="domcontentloaded")  # the page polls: no networkidle
+
+
+def resume_in_ui(page_url: str, auth: str | None, fields: dict[str, str],
+                 choice: tuple[str, str], timeout_ms: int = 60_000) -> dict[str, Any]:
+    """Open a paused flow run's page (logging in with `auth`, the server's auth string, when it
+    has auth on), press Resume, fill the form and submit it. `choice` is the (label, option) of
+    the form's one select (e.g. ("Decision", "approve")); `fields` maps text field labels to
+    values. Returns what the browser sent and the server's answer."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -45,7 +66,7 @@ def resume_in_ui(page_url: str, fields: dict[str, str], choice: tuple[str, str],
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(timeout_ms)
-            page.goto(page_url, wait_until="domcontentloaded")  # the page polls: no networkidle
+            open_page(page, page_url, auth, timeout_ms)
             resume = page.get_by_role("button", name="Resume", exact=True)
             expect(resume).to_be_enabled()
             resume.click()
@@ -87,8 +108,9 @@ def _select(page: Any, dialog: Any, label: str, option_name: str) -> None:
     expect(control).to_have_text(option_name)
 
 
-def page_shows(page_url: str, text: str, timeout_ms: int = 60_000) -> bool:
-    """Whether the Prefect UI page at `page_url` shows `text` (e.g. an alert's artifact)."""
+def page_shows(page_url: str, auth: str | None, text: str, timeout_ms: int = 60_000) -> bool:
+    """Whether the Prefect UI page at `page_url` shows `text` (e.g. an alert's artifact), after
+    logging in with `auth` when the server has auth on."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -96,7 +118,8 @@ def page_shows(page_url: str, text: str, timeout_ms: int = 60_000) -> bool:
                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(page_url, wait_until="domcontentloaded")
+            page.set_default_timeout(timeout_ms)
+            open_page(page, page_url, auth, timeout_ms)
             expect(page.get_by_text(text).first).to_be_visible(timeout=timeout_ms)
             return True
         finally:

@@ -11,8 +11,37 @@ from pathlib import Path
 
 import httpx
 
+from mlc_tasks.prefect_auth import AUTH_FILE, PrefectAuth
 from mlc_tasks.settings import MlcSettings
 from tests.conftest import free_port, mlc_bin, mlc_env
+
+
+class PrefectApi:
+    """The Prefect server a test's `mlc up` starts, called as our own clients call it: with the
+    auth string `mlc up` keeps under MLC_HOME (read when first needed: the first start writes
+    it) and CSRF tokens."""
+
+    def __init__(self, port: int, home: Path) -> None:
+        self.ui = f"http://127.0.0.1:{port}"
+        self.url = f"{self.ui}/api"
+        self.home = home
+        self._auth: PrefectAuth | None = None
+
+    @property
+    def auth_string(self) -> str:
+        return (self.home / AUTH_FILE).read_text()
+
+    @property
+    def auth(self) -> PrefectAuth:
+        if self._auth is None:
+            self._auth = PrefectAuth(self.url, self.auth_string)
+        return self._auth
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", auth=self.auth, timeout=10)
+
+    def post(self, path: str, body: dict) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", json=body, auth=self.auth, timeout=10)
 
 
 def wait_for(url: str, seconds: float = 120) -> None:
@@ -59,13 +88,13 @@ def test_up_starts_everything_and_ctrl_c_stops_it(local_settings: MlcSettings,
                 break
         assert "registered credit-risk:1" in output, output
         assert f"http://127.0.0.1:{prefect_port}" in output
-        api = f"http://127.0.0.1:{prefect_port}/api"
-        wait_for(f"{api}/health")
+        api = PrefectApi(prefect_port, local_settings.home)
+        wait_for(f"{api.url}/health")
         for port in (qa_port, prod_port):
             wait_for(f"http://127.0.0.1:{port}/health")
         deadline, names = time.monotonic() + 60, []
         while "deploy-model" not in names and time.monotonic() < deadline:
-            found = httpx.post(f"{api}/deployments/filter", json={}).json()
+            found = api.post("/deployments/filter", {}).json()
             names = [d["name"] for d in found]
             time.sleep(1)
         assert "deploy-model" in names

@@ -1,6 +1,8 @@
 """The newcomer's path with `mlc up`: a submitted high-risk version waits for approval; the
-pending approval survives a restart of everything; a person approves it in the Prefect UI in
-a real browser; the flow goes on without redoing finished steps and production serves it."""
+pending approval survives a restart of everything; a resume through Prefect's API with a
+member's name is refused as unverified; the member approves in the Prefect UI in a real
+browser with the code of her authenticator; the flow goes on without redoing finished steps
+and production serves it."""
 
 from __future__ import annotations
 
@@ -10,23 +12,30 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from mlc_tasks import credentials
 from mlc_tasks.lifecycle import State
+from mlc_tasks.people import PrincipalKind
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.settings import MlcSettings
-from mlc_tasks.task_records import HumanTask, TaskStatus
+from mlc_tasks.task_records import HumanTask, TaskDecision, TaskStatus
 from tests.browser import page_shows, require_chromium, resume_in_ui
 from tests.conftest import REPO, free_port, mlc_bin, mlc_env
+from tests.deployments.test_up import PrefectApi
+
+RITA, ANA = "rita.risk@bank.example", "ana.lopez@bank.example"
 
 
 class Up:
     """`mlc up` as a real process: Prefect server, two runtimes, the served deployments."""
 
-    def __init__(self, env: dict[str, str], api: str, submit: list[Path]) -> None:
+    def __init__(self, env: dict[str, str], api: PrefectApi | str, submit: list[Path]) -> None:
         args = [mlc_bin(), "up"] + [a for p in submit for a in ("--submit", str(p))]
         self.process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
@@ -43,11 +52,27 @@ class Up:
         self.process.wait(timeout=60)
 
 
-def flow_run_state(api: str, run_id: str) -> str:
-    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()["state"]["type"]
+def recorded(registry: Registry, task_id: int, seen: int, seconds: float = 60) -> TaskDecision:
+    """The attempt the flow records after the `seen` ones before it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        made = TaskBook(registry).decisions(task_id)[seen:]
+        if made:
+            return made[0]
+        time.sleep(0.3)
+    raise AssertionError("the flow recorded no attempt")
 
 
-def waiting(registry: Registry, api: str, other_than: str | None = None,
+def current_code(otpauth_uri: str | None) -> str:
+    secret = parse_qs(urlparse(str(otpauth_uri)).query)["secret"][0]
+    return credentials.totp_code(secret, credentials.totp_counter())
+
+
+def flow_run_state(api: PrefectApi, run_id: str) -> str:
+    return api.get(f"/flow_runs/{run_id}").json()["state"]["type"]
+
+
+def waiting(registry: Registry, api: PrefectApi, other_than: str | None = None,
             seconds: float = 180) -> HumanTask:
     """The open approval task once its (new) flow run is paused."""
     deadline = time.monotonic() + seconds
@@ -69,11 +94,12 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
     env = mlc_env(local_settings)
     env.pop("PREFECT_API_URL")
     env.update(MLC_PREFECT_PORT=str(prefect_port), MLC_POLICY_FILE=str(policy),
-               MLC_USER="ana.lopez@bank.example", MLC_RUNTIMES=json.dumps([
+               MLC_RUNTIMES=json.dumps([
                    {"name": "qa", "tags": {"env": "qa"}, "port": qa_port},
                    {"name": "prod", "tags": {"env": "prod"}, "port": prod_port}]))
-    api = f"http://127.0.0.1:{prefect_port}/api"
-    registry = Registry(local_settings.registry_url())
+    api = PrefectApi(prefect_port, local_settings.home)
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
 
     first = Up(env, api, [examples_dir / "credit-risk"])
     try:
@@ -88,18 +114,31 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
         assert "restarted as flow run" in second.output, second.output
         task = waiting(registry, api, other_than=old_run)
         assert task.status == TaskStatus.OPEN
-        listed = subprocess.run([mlc_bin(), "tasks", "--json"], env={**env, "PREFECT_API_URL":
-                                api}, capture_output=True, text=True, check=True)
+        people = PrincipalBook(registry)
+        ana = people.enroll(ANA, PrincipalKind.PERSON, "local:test")
+        listed = subprocess.run([mlc_bin(), "tasks", "--json"], env={**env, "MLC_TOKEN":
+                                ana.token}, capture_output=True, text=True, check=True)
         assert [t["id"] for t in json.loads(listed.stdout)] == [task.id]
         assert flow_run_state(api, str(old_run)) in ("CANCELLED", "CRASHED")
-        # a second terminal: no PREFECT_API_URL, the CLI finds the server `mlc up` started
-        outsider = subprocess.run([mlc_bin(), "approve", str(task.id), "--as", "mallory"],
-                                  env=env, capture_output=True, text=True)
-        assert outsider.returncode == 1
-        assert "refused: mallory is not a member of model-risk" in outsider.stderr
+        # no token: the CLI says how to get one, and nothing is sent
+        anonymous = subprocess.run([mlc_bin(), "approve", str(task.id)], env=env,
+                                   capture_output=True, text=True)
+        assert anonymous.returncode == 1 and "MLC_TOKEN" in anonymous.stderr
+        # an insider with Prefect's auth string resumes with Rita's name: Prefect takes the
+        # input, the flow does not, and the run waits again
+        cheat = api.post(f"/flow_runs/{task.flow_run_id}/resume", {"run_input": {
+            "decision": "approve", "approver": RITA, "comment": "trust me"}})
+        assert cheat.json()["status"] == "ACCEPT", cheat.text
+        refused = recorded(registry, task.id, 0)
+        assert not refused.accepted and refused.actor == RITA
+        assert str(refused.refusal).startswith("unverified: no one-time code")
+        task = waiting(registry, api)
+        assert TaskBook(registry).get(task.id).status == TaskStatus.OPEN
 
-        sent = resume_in_ui(f"http://127.0.0.1:{prefect_port}/runs/flow-run/{task.flow_run_id}",
-                            {"Approver": "rita.risk@bank.example",
+        rita = people.enroll(RITA, PrincipalKind.PERSON, "local:test")
+        sent = resume_in_ui(f"{api.ui}/runs/flow-run/{task.flow_run_id}", api.auth_string,
+                            {"Approver": RITA,
+                             "One Time Code (Optional)": current_code(rita.otpauth_uri),
                              "Comment (Optional)": "evidence reviewed in the UI"},
                             ("Decision", "approve"))
         assert sent["status"] == 201 and sent["answer"]["status"] == "ACCEPT", sent
@@ -108,8 +147,8 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
         announced = [a for a in AlertBook(registry).list(model="credit-risk")
                    if a.monitor == "approval"]
         assert len(announced) == 1, "one approval-waiting alert, also across the restart"
-        assert page_shows(f"http://127.0.0.1:{prefect_port}/artifacts/key/alert-"
-                          f"{announced[0].id}-credit-risk", "needs 1 approval(s) from model-risk")
+        assert page_shows(f"{api.ui}/artifacts/key/alert-{announced[0].id}-credit-risk",
+                          api.auth_string, "needs 1 approval(s) from model-risk")
 
         deadline = time.monotonic() + 120
         while (registry.get_version("credit-risk", 1).state != State.DEPLOYED
@@ -129,8 +168,11 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
     assert len(prod) == 1
     trail = registry.audit_events("credit-risk")
     decision = next(e for e in trail if e.action == "task.decision")
-    assert (decision.actor, decision.reason) == ("rita.risk@bank.example",
-                                                 "evidence reviewed in the UI")
+    assert (decision.actor, decision.reason) == (RITA, "evidence reviewed in the UI")
+    assert decision.detail["via"] == "prefect-form" and decision.evidence_sha256
+    unverified = next(e for e in trail if e.action == "task.decision_unverified")
+    assert (unverified.actor, unverified.detail["claimed"]) == ("unverified", RITA)
+    assert next(v for v in registry.list_versions("credit-risk")).created_by == "mlc-up"
     assert sum(e.action == "version.scanned" for e in trail) == 1
     assert sum(e.action == "task.approval.opened" for e in trail) == 1
     registry.close()

@@ -16,7 +16,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -25,7 +24,7 @@ from mlc_tasks.registry import Registry
 from mlc_tasks.registry.arrivals import ArrivalBook
 from mlc_tasks.settings import MlcSettings
 from tests.conftest import free_port, mlc_bin, mlc_env
-from tests.deployments.test_up import processes_with
+from tests.deployments.test_up import PrefectApi, processes_with
 from tests.deployments.test_up_approval import Up, flow_run_state, waiting
 from tests.deployments.test_up_retrain import deployed, runs_of, until
 
@@ -36,13 +35,13 @@ BY_RITA = {**AUTO, "groups": {"model-risk": ["rita"]},
 CLAIMING = {"RUNNING", "PENDING", "PAUSED", "CANCELLING"}
 
 
-def all_runs(api: str) -> list[dict]:
-    found = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10)
+def all_runs(api: PrefectApi) -> list[dict]:
+    found = api.post("/flow_runs/filter", {"limit": 200})
     assert found.status_code == 200, found.text
     return found.json()
 
 
-def in_flight(api: str, deployment: str) -> list[dict]:
+def in_flight(api: PrefectApi, deployment: str) -> list[dict]:
     return [r for r in runs_of_any(api, deployment) if r["state"]["type"] == "RUNNING"]
 
 
@@ -55,14 +54,13 @@ def kill_everything(marker: str) -> None:
             pass
 
 
-def stuck_runs(api: str, ids: set[str]) -> dict[str, str]:
+def stuck_runs(api: PrefectApi, ids: set[str]) -> dict[str, str]:
     return {r["name"]: r["state"]["type"] for r in all_runs(api)
             if r["id"] in ids and r["state"]["type"] in CLAIMING}
 
 
-def runs_of_any(api: str, deployment: str) -> list[dict]:
-    return httpx.post(f"{api}/flow_runs/filter", json={
-        "deployments": {"name": {"any_": [deployment]}}}, timeout=10).json()
+def runs_of_any(api: PrefectApi, deployment: str) -> list[dict]:
+    return api.post("/flow_runs/filter", {"deployments": {"name": {"any_": [deployment]}}}).json()
 
 
 @pytest.mark.timeout(900)  # two `mlc up`s and three retrainings on a loaded CI machine
@@ -81,7 +79,7 @@ def test_restart_leaves_nothing_stuck_and_the_sensor_sees_only_new_data(
                MLC_API_PORT=str(api_port), MLC_RUNTIMES=json.dumps([
                    {"name": "qa", "tags": {"env": "qa"}, "port": free_port()},
                    {"name": "prod", "tags": {"env": "prod"}, "port": free_port()}]))
-    api = f"http://127.0.0.1:{prefect_port}/api"
+    api = PrefectApi(prefect_port, local_settings.home)
     registry = Registry(local_settings.registry_url())
     new_rows = (examples_dir / "new-data" / "credit-risk.csv").read_text().splitlines(True)
 
@@ -148,7 +146,7 @@ def test_restart_leaves_nothing_stuck_and_the_sensor_sees_only_new_data(
         started = re.search(r"started: http://127\.0\.0\.1:\d+/runs/flow-run/([0-9a-f-]{36})",
                             asked.stdout)
         assert started, asked.stdout
-        run = httpx.get(f"{api}/flow_runs/{started[1]}", timeout=10).json()
+        run = api.get(f"/flow_runs/{started[1]}").json()
         assert run["parameters"]["model"] == "credit-risk", run
         refused = [r["name"] for r in runs_of_any(api, "data-sensor")
                    if r["id"] not in before and r["state"]["type"] == "CANCELLED"]

@@ -11,7 +11,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -23,6 +22,7 @@ from mlc_tasks.registry.arrivals import ArrivalBook
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.settings import MlcSettings
 from tests.conftest import free_port, mlc_bin, mlc_env
+from tests.deployments.test_up import PrefectApi
 from tests.deployments.test_up_approval import Up
 
 POLICY = {
@@ -32,10 +32,9 @@ POLICY = {
 }
 
 
-def runs_of(api: str, deployment: str) -> list[dict]:
+def runs_of(api: PrefectApi, deployment: str) -> list[dict]:
     """Runs of the deployment started for credit-risk (not its cron's future runs)."""
-    found = httpx.post(f"{api}/flow_runs/filter", json={
-        "deployments": {"name": {"any_": [deployment]}}}, timeout=10)
+    found = api.post("/flow_runs/filter", {"deployments": {"name": {"any_": [deployment]}}})
     assert found.status_code == 200, found.text
     return [r for r in found.json() if r["parameters"].get("model") == "credit-risk"]
 
@@ -73,7 +72,7 @@ def test_new_data_retrains_promotes_and_notifications_are_signed(
                MLC_RUNTIMES=json.dumps([
                    {"name": "qa", "tags": {"env": "qa"}, "port": free_port()},
                    {"name": "prod", "tags": {"env": "prod"}, "port": free_port()}]))
-    api = f"http://127.0.0.1:{prefect_port}/api"
+    api = PrefectApi(prefect_port, local_settings.home)
     registry = Registry(local_settings.registry_url())
     notify = f"http://127.0.0.1:{notify_port}/notifications"
 
@@ -106,7 +105,7 @@ def test_new_data_retrains_promotes_and_notifications_are_signed(
         assert len(runs_of(api, "retrain")) == 1
 
         story = subprocess.run([mlc_bin(), "audit", "credit-risk"], capture_output=True,
-                               text=True, env={**env, "PREFECT_API_URL": api}, check=True)
+                               text=True, env={**env, "PREFECT_API_URL": api.url}, check=True)
         for step in ("data.arrived", "model.retraining", "version.compared", "model.champion",
                      "notification.accepted"):
             assert step in story.stdout, (step, story.stdout[-3000:])

@@ -18,7 +18,7 @@ from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import TOKEN, mlc_bin, mlc_env
+from tests.conftest import TOKEN, ApiProcess, enroll, mlc_bin, mlc_env
 from tests.receivers import Receiver, Reply, serve
 
 SECRET_PATH = "/services/T0001/B0001/s3cr3tW3bh00kT0k3n"
@@ -142,10 +142,14 @@ def test_slack_url_from_a_prefect_secret_block(alert_env, receiver, prefect_serv
 
 
 def test_failed_deploy_raises_an_alert_a_person_acks_and_resolves(
-    alert_env, receiver, examples_dir, start_runtime, prefect_server
+    alert_env, receiver, examples_dir, start_runtime, prefect_server, request
 ) -> None:
-    env = {**mlc_env(alert_env), "MLC_SLACK_WEBHOOK_URL": receiver.url + SECRET_PATH,
-           "MLC_ALLOW_HTTP_LOOPBACK": "true", "MLC_OUTBOUND_ALLOWED_HOSTS": '["127.0.0.1"]'}
+    slack = {"MLC_SLACK_WEBHOOK_URL": receiver.url + SECRET_PATH,
+             "MLC_ALLOW_HTTP_LOOPBACK": "true", "MLC_OUTBOUND_ALLOWED_HOSTS": '["127.0.0.1"]'}
+    token = enroll(alert_env, "oncall")  # who acknowledges is who holds the token
+    api = ApiProcess(alert_env, PREFECT_API_URL=prefect_server, **slack).start()
+    request.addfinalizer(api.stop)
+    env = {**mlc_env(alert_env), "MLC_API_URL": api.url, "MLC_TOKEN": token}
 
     def mlc(*args: str) -> str:
         done = subprocess.run([mlc_bin(), *args], env=env, text=True, capture_output=True,
@@ -156,11 +160,11 @@ def test_failed_deploy_raises_an_alert_a_person_acks_and_resolves(
     mlc("submit", str(examples_dir / "credit-risk"))
     start_runtime("qa", "env=qa").stop()
     with pytest.raises(Exception, match="did not answer"):
-        deploy_model("credit-risk", 1, {"env": "qa"}, actor="carol")
+        deploy_model("credit-risk", 1, {"env": "qa"})
     [alert] = json.loads(mlc("alerts", "--status", "open", "--json"))
     assert alert["title"] == "deploy of credit-risk:1 on qa failed"
-    assert "acknowledged by oncall" in mlc("alerts", "ack", str(alert["id"]), "--as", "oncall")
-    assert "resolved by oncall" in mlc("alerts", "resolve", str(alert["id"]), "--as", "oncall")
+    assert "acknowledged by oncall" in mlc("alerts", "ack", str(alert["id"]))
+    assert "resolved by oncall" in mlc("alerts", "resolve", str(alert["id"]))
     assert json.loads(mlc("alerts", "--status", "open", "--json")) == []
     messages = [r.json()["text"] for r in receiver.requests_to(SECRET_PATH)]
     assert len(messages) == 2 and "resolved" in messages[1].lower()

@@ -13,11 +13,14 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from flows.deploy_model import deploy_model
+from flows.test_model import run_test_job
 from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import DeployRefusedError
+from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import REPO, TOKEN, mlc_bin, mlc_env
+from tests.conftest import REPO, TOKEN, ApiProcess, enroll, mlc_bin, mlc_env
 
 
 @pytest.fixture
@@ -28,9 +31,14 @@ def mlc_settings_env(local_settings: MlcSettings, monkeypatch: pytest.MonkeyPatc
 
 
 def submit(settings: MlcSettings, package: Path, api_url: str) -> str:
-    env = {**mlc_env(settings), "PREFECT_API_URL": api_url}
-    done = subprocess.run([mlc_bin(), "submit", str(package), "--as", "ana"], env=env,
-                          text=True, capture_output=True, timeout=120, check=True)
+    token = enroll(settings, "ana")  # the submitter is who holds the token
+    api = ApiProcess(settings, PREFECT_API_URL=api_url).start()
+    try:
+        env = {**mlc_env(settings), "MLC_API_URL": api.url, "MLC_TOKEN": token}
+        done = subprocess.run([mlc_bin(), "submit", str(package)], env=env,
+                              text=True, capture_output=True, timeout=120, check=True)
+    finally:
+        api.stop()
     assert "did not take the event" not in done.stderr
     return done.stdout.strip().splitlines()[-1]
 
@@ -48,16 +56,55 @@ def test_submit_emits_model_ready_event(local_settings, examples_dir, prefect_se
                                    "version_id": version_id, "submitted_by": "ana"}
 
 
+def register(settings: MlcSettings, package: Path) -> None:
+    """The package registered straight in the registry (the deploy tests need no CLI)."""
+    registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
+    submit_package(package, registry, ArtifactStore(settings.artifact_url()),
+                   list(REVIEWED_TYPES), "ana")
+    registry.close()
+
+
 def test_deploy_model_flow(local_settings, examples_dir, start_runtime, mlc_settings_env,
                            prefect_server) -> None:
-    submit(local_settings, examples_dir / "credit-risk", prefect_server)
+    register(local_settings, examples_dir / "credit-risk")
     runtime = start_runtime("qa", "env=qa")
-    outcome = deploy_model("credit-risk", 1, {"env": "qa"}, actor="carol", reason="try it")
+    outcome = deploy_model("credit-risk", 1, {"env": "qa"}, reason="try it")
     assert outcome == "credit-risk:1 deployed on qa"
     body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
     assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
-    assert deploy_model("credit-risk", 1, {"env": "qa"}, actor="carol") == (
-        "credit-risk:1 already on qa")
+    assert deploy_model("credit-risk", 1, {"env": "qa"}) == "credit-risk:1 already on qa"
+    registry = Registry(local_settings.registry_url())
+    [deployed] = registry.deployments("credit-risk")
+    assert deployed.deployed_by == "deploy-model"  # no parameter names who acted
+    registry.close()
+
+
+def test_deploy_model_refuses_production(local_settings, examples_dir, start_runtime,
+                                         mlc_settings_env, prefect_server) -> None:
+    """Anyone who reaches Prefect may run deploy-model: asked for production, or for tags only
+    the production runtime carries, it refuses, and production stays as it was."""
+    register(local_settings, examples_dir / "credit-risk")
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
+    version = registry.get_version("credit-risk", 1)
+    registry.add_test_result(run_test_job.fn(version), "tester")
+    for state in (State.TESTED, State.APPROVED):  # production would take it
+        registry.transition(version.id, state, "tester")
+    prod = start_runtime("prod", "env=prod,zone=eu")
+    qa = start_runtime("qa", "env=qa")
+    for tags, refused in [({"env": "prod"}, "tags: env=prod"),
+                          ({"zone": "eu"}, "runtime: env=prod,zone=eu")]:
+        with pytest.raises(DeployRefusedError, match=f"^{refused} is production .* only "
+                                                     "through on-model-changed"):
+            deploy_model("credit-risk", 1, tags, reason="straight to prod")
+    assert httpx.get(f"{prod.url}/health").json()["deployed"] is None
+    assert registry.deployments("credit-risk") == []
+    assert not [e for e in registry.audit_events("credit-risk") if "deploy" in e.action]
+
+    assert deploy_model("credit-risk", 1, {"env": "qa"}) == "credit-risk:1 deployed on qa"
+    assert httpx.get(f"{qa.url}/health").json()["deployed"]["version_id"] == version.id
+    assert [d.env for d in registry.deployments("credit-risk")] == ["qa"]
+    registry.close()
 
 
 def test_every_prefect_yaml_entrypoint_imports_and_is_served(
