@@ -4,6 +4,9 @@ folder or HOME finds the running installation, and the stored reports a browser 
     GET /health                    200
     GET /installation              where its state lives and its Prefect server answers
     GET /reports/<sha256>.html     a stored HTML report (e.g. Evidently's), 404 otherwise
+    /v1/...                        the control-plane API: every action a person takes, for
+                                   the caller it authenticates (deployments/api_auth.py);
+                                   reads (api_read.py), actions (api_actions.py), /docs
 
 The installation answer names no secret: a registry URL is given without its password. A
 report's name is the sha256 of its bytes, known to whoever can read the result that links it;
@@ -16,12 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import make_url
 
+from deployments.api_actions import action_router
+from deployments.api_read import read_router, whoami_router
+from deployments.context import Context
 from mlc_tasks import reports
 from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import InvalidInputError, MlcError, NotFoundError, TransientError
 from mlc_tasks.settings import MlcSettings
 
 REPORT_HEADERS = {
@@ -42,10 +49,28 @@ def installation(settings: MlcSettings, prefect_api_url: str) -> dict[str, Any]:
             "data_roots": settings.data_roots}
 
 
+def error_status(exc: MlcError) -> int:
+    """Our errors as HTTP: bad input 400, unknown 404, try again 503, the rest (a closed task,
+    an illegal transition, a refused deploy) 409."""
+    for kind, status in ((NotFoundError, 404), (InvalidInputError, 400), (TransientError, 503)):
+        if isinstance(exc, kind):
+            return status
+    return 409
+
+
+async def mlc_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MlcError)
+    return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
+
+
 def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
     store = ArtifactStore(settings.artifact_url())
     about = installation(settings, prefect_api_url)
-    app = FastAPI(title="mlc installation")
+    app = FastAPI(title="mlc installation and control-plane API")
+    app.add_exception_handler(MlcError, mlc_error)
+    ctx = Context(settings)
+    for router in (whoami_router(ctx), read_router(ctx), action_router(ctx)):
+        app.include_router(router)
 
     @app.get("/health")
     def health() -> dict[str, str]:

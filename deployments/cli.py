@@ -1,4 +1,10 @@
-"""`mlc`: the command line of the model life-cycle manager."""
+"""`mlc`: the command line of the model life-cycle manager.
+
+Most commands are thin clients of the control-plane API (deployments/client.py, MLC_API_URL):
+they import no registry, Prefect or scikit-learn, and who acts is whoever holds the token
+(MLC_TOKEN, or `mlc login`). Admin commands (`mlc people`, `mlc audit verify|anchor`, `mlc up`,
+`mlc runtime start`) and the flows run here (backtest, monitor, score, results) work on the
+installation's files and database directly, so they need its MLC_HOME."""
 
 from __future__ import annotations
 
@@ -8,19 +14,20 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 
-from deployments.context import Context, current_user
-from deployments.installation import find_installation
-from deployments.tables import Column, render
-from mlc_tasks import runtimes
-from mlc_tasks.errors import InvalidInputError, MlcError, TransientError
+from deployments.client import ApiClient
+from mlc_tasks.errors import InvalidInputError, MlcError
+
+if TYPE_CHECKING:
+    from deployments.context import Context
+    from deployments.tables import Column
+    from mlc_tasks.settings import MlcSettings
 
 app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -37,10 +44,11 @@ runtime_app = typer.Typer(help="Run scoring runtimes.", no_args_is_help=True)
 app.add_typer(runtime_app, name="runtime")
 alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.")
 app.add_typer(alerts_app, name="alerts")
-console = Console(stderr=True)  # progress bars only: tables come from deployments/tables.py
+people_app = typer.Typer(help="Enrol, list and revoke the people and services who may act "
+                              "(admin: on the installation's host).", no_args_is_help=True)
+app.add_typer(people_app, name="people")
 F = TypeVar("F", bound=Callable[..., Any])
 
-AsUser = Annotated[str | None, typer.Option("--as", help="Who does this (default: $MLC_USER).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -58,10 +66,22 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def api() -> ApiClient:
+    """The control-plane API, as the caller's token."""
+    return ApiClient()
+
+
+def path_of(*parts: str | int) -> str:
+    return "/v1/" + "/".join(quote(str(p), safe="") for p in parts)
+
+
 @functools.cache
 def context(create: bool = False) -> Context:
-    """The installation this command works with: the configured one, else the running
+    """The installation an admin command works with: the configured one, else the running
     `mlc up` (deployments/installation.py); `create` only for a first submission."""
+    from deployments.context import Context
+    from deployments.installation import find_installation
+
     settings, prefect_api = find_installation(create=create)
     if prefect_api:  # found running: flows this command runs here must see the same one
         os.environ.setdefault("PREFECT_API_URL", prefect_api)
@@ -73,63 +93,88 @@ def context(create: bool = False) -> Context:
         os.environ["MLC_TRUSTED_TYPES"] = json.dumps(settings.trusted_types)
         if settings.audit_anchor_url:
             os.environ["MLC_AUDIT_ANCHOR_URL"] = settings.audit_anchor_url
+    _know_prefect_auth(settings)
     return Context(settings)
 
 
-def emit_json(records: list[BaseModel] | BaseModel) -> None:
-    if isinstance(records, BaseModel):
-        data: Any = records.model_dump(mode="json")
-    else:
-        data = [r.model_dump(mode="json") for r in records]
+def _know_prefect_auth(settings: MlcSettings) -> None:
+    """Prefect's client and ours send PREFECT_API_AUTH_STRING: when it is not set, the one
+    `mlc up` keeps under the installation's home, if this user may read it (the installation's
+    API never serves it)."""
+    from mlc_tasks.prefect_auth import AUTH_ENV, stored_auth
+
+    found = None if os.environ.get(AUTH_ENV) else stored_auth(settings.home)
+    if found:
+        os.environ[AUTH_ENV] = found
+
+
+def emit_json(records: Any) -> None:
+    """Records (pydantic, or the API's JSON of them) as indented JSON."""
+    def plain(record: Any) -> Any:
+        return record.model_dump(mode="json") if hasattr(record, "model_dump") else record
+
+    data = [plain(r) for r in records] if isinstance(records, list) else plain(records)
     typer.echo(json.dumps(data, indent=2))
 
 
 def key(name: str, drop: int = 0) -> Column:
     """A column whose values are never cut: ids, refs, states, times."""
+    from deployments.tables import Column  # pydantic: only when a table is shown
+
     return Column(name=name, kind="key", drop=drop)
 
 
 def text(name: str, drop: int = 0) -> Column:
     """Free text, folded to fit."""
+    from deployments.tables import Column
+
     return Column(name=name, drop=drop)
 
 
 def link(name: str) -> Column:
     """A link, on its own line below its record."""
+    from deployments.tables import Column
+
     return Column(name=name, kind="link")
 
 
 def show_table(title: str, columns: list[Column], rows: list[list[Any]]) -> None:
     """A table that fits the terminal, or tab-separated lines when piped."""
+    from deployments.tables import render
+
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     typer.echo(render(title, columns, rows, width), nl=False)
 
 
-def _when(at: datetime | None, seconds: bool = False) -> str:
+def _when(at: datetime | str | None, seconds: bool = False) -> str:
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
     return "" if at is None else f"{at:%Y-%m-%d %H:%M:%S}" if seconds else f"{at:%Y-%m-%d %H:%M}"
+
+
+def _ref(record: dict[str, Any]) -> str:
+    return f"{record['model']}:{record['number']}"
 
 
 @app.command()
 @friendly
 def submit(
     path: Annotated[Path, typer.Argument(help="Package folder with model.yaml.")],
-    as_user: AsUser = None,
 ) -> None:
-    """Validate a model package, store it, register a version and mark it ready."""
-    from mlc_tasks import events  # skops takes seconds to import: only when needed
-    from mlc_tasks.submission import submit_package
+    """Upload a model package: the installation validates it, stores it, registers a version
+    submitted by you (the token's holder) and marks it ready."""
+    from deployments.api_upload import pack
 
-    ctx, actor = context(create=True), as_user or current_user()
-    version, created = submit_package(path, ctx.registry, ctx.store(),
-                                      ctx.settings.trusted_types, actor)
-    typer.echo(f"{'registered' if created else 'already registered'} {version.ref} "
-               f"(id {version.id}, state {version.state})")
-    try:
-        events.emit(events.model_ready_event(version, actor), ctx.prefect_api_url())
-    except TransientError as exc:
-        typer.echo(f"warning: {exc}. The version is registered; start `mlc up` and submit "
-                   "again to start its process.", err=True)
-    typer.echo(version.id)
+    if not path.is_dir():
+        raise InvalidInputError(f"{path}: not a package folder")
+    done = api().upload("/v1/packages", pack(path.resolve()))
+    version = done["version"]
+    typer.echo(f"{'registered' if done['created'] else 'already registered'} {_ref(version)} "
+               f"(id {version['id']}, state {version['state']})")
+    if done.get("warning"):
+        typer.echo(f"warning: {done['warning']}. The version is registered; start `mlc up` and "
+                   "submit again to start its process.", err=True)
+    typer.echo(version["id"])
 
 
 @app.command()
@@ -137,60 +182,51 @@ def submit(
 def models(name: Annotated[str | None, typer.Argument()] = None, json_out: JsonFlag = False
            ) -> None:
     """List models, or show one."""
-    from mlc_tasks.registry.champions import ChampionBook
-
-    registry = context().registry
-    found = [registry.get_model(name)] if name else registry.list_models()
+    client = api()
+    found = [client.get(path_of("models", name))] if name else client.get("/v1/models")
     if json_out:
         emit_json(found)
         return
-    champions = ChampionBook(registry)
-    rows = []
-    for m in found:
-        champion = champions.champion(m.name)
-        rows.append([m.name, m.type, m.risk_tier, champion.number if champion else "-",
-                     m.owner, _tags(m.tags), m.description])
+    champions = client.get("/v1/champions")
     show_table("models", [key("name"), key("type"), key("risk"), key("champion"),
                           key("owner", drop=2), key("tags", drop=3),
-                          text("description", drop=1)], rows)
+                          text("description", drop=1)],
+               [[m["name"], m["type"], m["risk_tier"], champions.get(m["name"], "-"),
+                 m["owner"], _tags(m["tags"]), m["description"]] for m in found])
 
 
 @app.command()
 @friendly
 def versions(name: str, json_out: JsonFlag = False) -> None:
     """List a model's versions, newest first."""
-    from mlc_tasks.registry.champions import ChampionBook
-
-    registry = context().registry
-    found = registry.list_versions(name)
+    client = api()
+    found = client.get(path_of("models", name, "versions"))
     if json_out:
         emit_json(found)
         return
-    champion = ChampionBook(registry).champion(name)
+    champion = client.get("/v1/champions").get(name)
     show_table(f"versions of {name}", [
         key("version"), key("state"), key("champion"), key("sha256", drop=3),
         key("created by", drop=2), key("created (UTC)", drop=1), key("id", drop=4)],
-        [[v.number, v.state, "champion" if champion and v.id == champion.id else "",
-          (v.artifact_sha256 or "(to train)")[:12], v.created_by, _when(v.created_at, True),
-          v.id] for v in found])
+        [[v["number"], v["state"], "champion" if v["number"] == champion else "",
+          (v["artifact_sha256"] or "(to train)")[:12], v["created_by"],
+          _when(v["created_at"], True), v["id"]] for v in found])
 
 
 @app.command("runtimes")
 @friendly
 def list_runtimes(json_out: JsonFlag = False) -> None:
     """List registered runtimes with what each serves."""
-    ctx = context()
-    found = ctx.registry.list_runtimes()
+    client = api()
+    found = client.get("/v1/runtimes")
     if json_out:
         emit_json(found)
         return
-    rows = []
-    for r in found:
-        current = ctx.registry.current_deployment(r.name)
-        serving = f"{current.model}:{current.version_number}" if current else "-"
-        rows.append([r.name, r.url, _tags(r.tags), serving, f"{r.last_heartbeat:%H:%M:%S}"])
+    serving = client.get("/v1/runtimes/serving")
     show_table("runtimes", [key("name"), key("url"), text("tags"), text("serving"),
-                            key("heartbeat (UTC)", drop=1)], rows)
+                            key("heartbeat (UTC)", drop=1)],
+               [[r["name"], r["url"], _tags(r["tags"]), serving.get(r["name"], "-"),
+                 f"{datetime.fromisoformat(r['last_heartbeat']):%H:%M:%S}"] for r in found])
 
 
 @app.command()
@@ -199,18 +235,16 @@ def deploy(
     name: str,
     version: int,
     tags: Annotated[str, typer.Option(help="Runtime tags that must all match, e.g. env=qa.")],
-    as_user: AsUser = None,
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual deploy",
 ) -> None:
-    """Deploy a version onto the one runtime whose tags match."""
-    wanted = runtimes.parse_tags(tags)
-    ctx = context()
-    record = ctx.registry.get_version(name, version)
-    runtime = ctx.choose_runtime(wanted)
-    done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime,
-                                   record, as_user or current_user(), reason)
-    verb = "deployed" if done else "already deployed"
-    typer.echo(f"{verb} {record.ref} on {runtime.name} ({runtime.url}/invocations)")
+    """Deploy a version onto the one runtime whose tags match (a verified manual deploy: the
+    audit log names you)."""
+    done = api().post(path_of("models", name, "deploy"),
+                      {"version": version, "tags": tags, "reason": reason})
+    runtime = done["runtime"]
+    verb = "deployed" if done["deployed"] else "already deployed"
+    typer.echo(f"{verb} {_ref(done['version'])} on {runtime['name']} "
+               f"({runtime['url']}/invocations)")
 
 
 @app.command("deployments")
@@ -224,28 +258,26 @@ def list_deployments(
     json_out: JsonFlag = False,
 ) -> None:
     """A model's deployment history, or which version served an env at a time."""
-    registry = context().registry
-    if at is not None or env is not None:
-        if at is None or env is None:
-            raise InvalidInputError("--env and --at go together")
-        if at.tzinfo is not None:
-            at = at.astimezone(UTC)
-        found = registry.version_in_env_at(name, env, at.replace(tzinfo=None))
+    if (at is None) != (env is None):
+        raise InvalidInputError("--env and --at go together")
+    found = api().get(path_of("models", name, "deployments"), env=env,
+                      at=at.isoformat() if at else None)
+    if at is not None:
         if json_out:
-            typer.echo(json.dumps(found.model_dump(mode="json") if found else None, indent=2))
+            typer.echo(json.dumps(found, indent=2))
         else:
-            typer.echo(f"{found.ref} (id {found.id})" if found else f"nothing served {env} then")
+            typer.echo(f"{_ref(found)} (id {found['id']})" if found
+                       else f"nothing served {env} then")
         return
-    history = registry.deployments(name)
     if json_out:
-        emit_json(history)
+        emit_json(found)
         return
     show_table(f"deployments of {name}", [
         key("version"), key("runtime"), key("env"), key("from (UTC)"), key("to (UTC)"),
         text("by", drop=1), text("why")],
-        [[d.version_number, d.runtime, d.env, _when(d.deployed_at, True),
-          _when(d.replaced_at, True) if d.replaced_at else "now", d.deployed_by, d.reason]
-         for d in history])
+        [[d["version_number"], d["runtime"], d["env"], _when(d["deployed_at"], True),
+          _when(d["replaced_at"], True) if d["replaced_at"] else "now", d["deployed_by"],
+          d["reason"]] for d in found])
 
 
 @app.command()
@@ -260,24 +292,21 @@ def audit(
     json_out: JsonFlag = False,
 ) -> None:
     """Show a model's audit trail, verify the audit log (`mlc audit verify`, exit 1 when
-    anything is wrong) or anchor its head outside the database (`mlc audit anchor`)."""
+    anything is wrong; admin) or anchor its head outside the database (`mlc audit anchor`)."""
     if target == "verify" and model is None:
         raise typer.Exit(0 if _verify_audit(context(), json_out) else 1)
     if target == "anchor" and model is None:
         raise typer.Exit(0 if _anchor_audit(context(), json_out) else 1)
-    registry = context().registry
     name = model or target
-    if name is not None:
-        registry.get_model(name)  # a clear error for an unknown model
-    found = registry.audit_events(name)
+    found = api().get("/v1/audit", model=name)
     if json_out:
         emit_json(found)
         return
     show_table(f"audit of {name or 'everything'}", [
         key("#"), key("when (UTC)"), text("who"), key("what"), text("why"),
         text("detail", drop=1)],
-        [[e.seq, _when(e.at, True), e.actor, e.action, e.reason,
-          json.dumps(e.detail, sort_keys=True)] for e in found])
+        [[e["seq"], _when(e["at"], True), e["actor"], e["action"], e["reason"],
+          json.dumps(e["detail"], sort_keys=True)] for e in found])
 
 
 def _verify_audit(ctx: Context, json_out: bool) -> bool:
@@ -313,6 +342,9 @@ def _anchor_audit(ctx: Context, json_out: bool) -> bool:
     return done.report.ok
 
 
+ALERT_STATUSES = ("open", "acknowledged", "resolved")
+
+
 @alerts_app.callback(invoke_without_command=True)
 @friendly
 def alerts(
@@ -324,48 +356,39 @@ def alerts(
     """List alerts, newest first (`mlc alerts ack ID`, `mlc alerts resolve ID` to act)."""
     if typer_ctx.invoked_subcommand is not None:
         return
-    from mlc_tasks.alert_records import AlertStatus
-    from mlc_tasks.registry.alerts import AlertBook
-
-    try:
-        wanted = AlertStatus(status) if status else None
-    except ValueError as exc:
-        raise InvalidInputError(f"--status: '{status}' is not open, acknowledged or resolved"
-                                ) from exc
-    found = AlertBook(context().registry).list(wanted, model)
+    if status is not None and status not in ALERT_STATUSES:
+        raise InvalidInputError(f"--status: '{status}' is not open, acknowledged or resolved")
+    found = api().get("/v1/alerts", status=status, model=model)
     if json_out:
         emit_json(found)
         return
     show_table("alerts", [
         key("id"), key("status"), key("severity"), key("model"), text("title"), key("count"),
         key("last seen (UTC)", drop=1), key("source", drop=2), link("run")],
-        [[a.id, a.status, a.severity, f"{a.model}:{a.version}" if a.version else a.model,
-          a.title, a.count, _when(a.last_seen), a.source, a.run_url] for a in found])
+        [[a["id"], a["status"], a["severity"],
+          f"{a['model']}:{a['version']}" if a["version"] else a["model"], a["title"],
+          a["count"], _when(a["last_seen"]), a["source"], a["run_url"]] for a in found])
 
 
 @alerts_app.command("ack")
 @friendly
-def alerts_ack(alert_id: int, as_user: AsUser = None) -> None:
+def alerts_ack(alert_id: int) -> None:
     """Acknowledge an open alert: repeats are counted but no longer notified."""
-    from mlc_tasks.registry.alerts import AlertBook
-
-    alert = AlertBook(context().registry).acknowledge(alert_id, as_user or current_user())
-    typer.echo(f"alert {alert.id} acknowledged by {alert.acknowledged_by}: {alert.title}")
+    alert = api().post(path_of("alerts", alert_id, "ack"))
+    typer.echo(f"alert {alert['id']} acknowledged by {alert['acknowledged_by']}: "
+               f"{alert['title']}")
 
 
 @alerts_app.command("resolve")
 @friendly
-def alerts_resolve(alert_id: int, as_user: AsUser = None) -> None:
+def alerts_resolve(alert_id: int) -> None:
     """Resolve an alert; channels that were told (a ServiceNow incident) are told too."""
-    from mlc_tasks.registry.alerts import AlertBook
-
-    ctx = context()
-    alert = AlertBook(ctx.registry).resolve(alert_id, as_user or current_user())
-    typer.echo(f"alert {alert.id} resolved by {alert.resolved_by}: {alert.title}")
-    report = ctx.deliver_alerts()
-    if report.pending or report.failed:
-        typer.echo(f"warning: {report.pending} notification(s) pending, {report.failed} failed; "
-                   "see `mlc alerts --json`", err=True)
+    done = api().post(path_of("alerts", alert_id, "resolve"))
+    alert = done["alert"]
+    typer.echo(f"alert {alert['id']} resolved by {alert['resolved_by']}: {alert['title']}")
+    if done["pending"] or done["failed"]:
+        typer.echo(f"warning: {done['pending']} notification(s) pending, {done['failed']} "
+                   "failed; see `mlc alerts --json`", err=True)
 
 
 @app.command("tasks")
@@ -375,70 +398,68 @@ def list_tasks(
     model: Annotated[str | None, typer.Option(help="Only this model's tasks.")] = None,
     json_out: JsonFlag = False,
 ) -> None:
-    """Human tasks waiting for a decision: approvals and error reviews."""
-    from mlc_tasks.registry.tasks import TaskBook
-    from mlc_tasks.task_records import TaskStatus
-
-    ctx = context()
-    found = TaskBook(ctx.registry).list(None if show_all else TaskStatus.OPEN, model)
+    """Human tasks waiting for a decision: approvals, error reviews, model changes."""
+    client = api()
+    found = client.get("/v1/tasks", all="true" if show_all else None, model=model)
     if json_out:
         emit_json(found)
         return
-    ui = ctx.prefect_api_url().removesuffix("/api")
+    ui = client.get("/installation")["prefect_api_url"].removesuffix("/api")
     show_table("human tasks", [
         key("id"), key("kind"), key("version"), key("step"), key("status"),
         text("group", drop=1), key("quorum", drop=2), key("opened (UTC)", drop=3),
         key("deadline (UTC)"), link("Prefect UI")],
-        [[t.id, t.kind, t.ref, t.step, t.status, ", ".join(t.groups) or "any", t.quorum,
-          _when(t.created_at), _when(t.deadline) or "-",
-          f"{ui}/runs/flow-run/{t.flow_run_id}" if t.flow_run_id else None] for t in found])
+        [[t["id"], t["kind"], _ref(t), t["step"], t["status"], ", ".join(t["groups"]) or "any",
+          t["quorum"], _when(t["created_at"]), _when(t["deadline"]) or "-",
+          f"{ui}/runs/flow-run/{t['flow_run_id']}" if t["flow_run_id"] else None]
+         for t in found])
 
 
-def _decide(task_id: int, actor: str, decision: str, comment: str) -> None:
-    from deployments.decide import submit_decision
-
-    made, task = submit_decision(context(), task_id, actor, decision, comment)
-    if not made.accepted:
-        typer.echo(f"refused: {made.refusal} (recorded in the audit log)", err=True)
+def _decide(task_id: int, decision: str, comment: str) -> None:
+    """Decide as the token's holder; a refusal is recorded by the flow and exits 1."""
+    done = api().post(path_of("tasks", task_id, "decision"),
+                      {"decision": decision, "comment": comment})
+    made, task = done["decision"], done["task"]
+    if not made["accepted"]:
+        typer.echo(f"refused: {made['refusal']} (recorded in the audit log)", err=True)
         raise typer.Exit(1)
-    typer.echo(f"task {task.id} ({task.kind} of {task.ref}): {decision} by {actor} recorded; "
-               f"task is {task.status}" + (f": {task.outcome}" if task.outcome else ""))
+    typer.echo(f"task {task['id']} ({task['kind']} of {_ref(task)}): {decision} by "
+               f"{made['actor']} recorded; task is {task['status']}"
+               + (f": {task['outcome']}" if task["outcome"] else ""))
 
 
 @app.command()
 @friendly
 def approve(
     task_id: int,
-    as_user: Annotated[str, typer.Option("--as", help="The approver (a member of the group).")],
     comment: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
 ) -> None:
-    """Approve a version (an approval task); the flow goes on once the quorum is reached."""
-    _decide(task_id, as_user, "approve", comment)
+    """Approve a version or a change (as the token's holder, who must be in the task's group);
+    the flow goes on once the quorum is reached."""
+    _decide(task_id, "approve", comment)
 
 
 @app.command()
 @friendly
 def reject(
     task_id: int,
-    as_user: Annotated[str, typer.Option("--as", help="The approver (a member of the group).")],
     reason: Annotated[str, typer.Option(help="Why; the version ends rejected with it.")],
 ) -> None:
-    """Reject a version (an approval task)."""
-    _decide(task_id, as_user, "reject", reason)
+    """Reject a version or a change (an approval task)."""
+    _decide(task_id, "reject", reason)
 
 
 @app.command()
 @friendly
 def review(
     task_id: int,
-    as_user: Annotated[str, typer.Option("--as", help="The reviewer.")],
     action: Annotated[str, typer.Option(help="retry the failed step, or abort (version fails).")],
     comment: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
 ) -> None:
     """Decide an error review: retry the failed step or abort."""
     if action not in ("retry", "abort"):
         raise InvalidInputError(f"--action: '{action}' is not retry or abort")
-    _decide(task_id, as_user, action, comment)
+    _decide(task_id, action, comment)
 
 
 @app.command()
@@ -494,9 +515,12 @@ def score(
     chunk_rows: Annotated[int, typer.Option(help="Rows scored at a time.")] = 50_000,
 ) -> None:
     """Score a dataset with the version in production; predictions are written beside it."""
+    from rich.console import Console
     from rich.progress import Progress
 
     from flows.batch_score import batch_score, progress_listener
+
+    console = Console(stderr=True)  # the progress bar only: the output is the path
 
     if "://" not in input_uri:
         input_uri = Path(input_uri).resolve().as_uri()
@@ -530,31 +554,26 @@ def results(name: str, json_out: JsonFlag = False) -> None:
           _when(r.created_at)] for v, r in found])
 
 
+
+
 @app.command()
 @friendly
 def retrain(
     name: str,
     data: Annotated[str | None, typer.Option(
-        help="A labelled CSV file (path or fsspec URL); default: the data location's recent "
-             "days.")] = None,
-    as_user: AsUser = None,
+        help="A labelled CSV file (path or fsspec URL) under the model's data location; "
+             "default: the data location's recent days.")] = None,
 ) -> None:
-    """Ask for a retraining: the served retrain deployment trains a challenger, compares it
-    with the champion, and promotes it through approval if it wins."""
-    from prefect.deployments import run_deployment
-
-    ctx = context()
-    ctx.registry.get_model(name)  # a clear error for an unknown model
+    """Ask for a retraining (recorded as yours): the served retrain deployment trains a
+    challenger, compares it with the champion, and promotes it through approval if it wins."""
     if data and "://" not in data:
         path = Path(data).resolve()
         if not path.is_file():
             raise InvalidInputError(f"--data: {data} is not a file")
         data = path.as_uri()
-    run = _on_installation(lambda: run_deployment(
-        "retrain/retrain", parameters={"model": name, "data": data,
-                                       "trigger": f"manual ({as_user or current_user()})"},
-        timeout=0, tags=["mlc", "manual"]))
-    typer.echo(f"retraining of {name} started: {_run_link(run.id)}")
+    done = api().post(path_of("models", name, "retrain"), {"data": data})
+    typer.echo(f"retraining of {name} requested (request {done['request']}); the retrain "
+               "deployment starts it")
     typer.echo(f"then `mlc comparisons {name}` and `mlc tasks`")
 
 
@@ -562,28 +581,31 @@ def retrain(
 @friendly
 def comparisons(name: str, json_out: JsonFlag = False) -> None:
     """Champion/challenger comparisons of a model and their decisions, oldest first."""
-    from mlc_tasks.registry.champions import ChampionBook
-
-    ctx = context()
-    found = ChampionBook(ctx.registry).comparisons(name)
+    client = api()
+    found = client.get(path_of("models", name, "comparisons"))
     if json_out:
         emit_json(found)
         return
-    numbers = {v.id: v.number for v in ctx.registry.list_versions(name)}
+    numbers = {v["id"]: v["number"] for v in client.get(path_of("models", name, "versions"))}
     show_table(f"comparisons of {name}", [
         key("champion"), key("challenger"), key("rows"), key("outcome"), text("reason"),
         key("recorded (UTC)", drop=1)],
-        [[numbers[c.champion_version_id], numbers[c.challenger_version_id], c.rows,
-          c.outcome, c.reason, _when(c.created_at)] for c in found])
+        [[numbers[c["champion_version_id"]], numbers[c["challenger_version_id"]], c["rows"],
+          c["outcome"], c["reason"], _when(c["created_at"])] for c in found])
 
 
 def _on_installation(call: Callable[[], Any]) -> Any:
-    """Call Prefect on the server `mlc up` started (not a throwaway ephemeral one)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Call Prefect on the server `mlc up` started (not a throwaway ephemeral one), with its
+    auth string (Prefect read its settings when it was imported, maybe before we knew it)."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from deployments.decide import prefect_api
+    from mlc_tasks.prefect_auth import AUTH_ENV
 
-    with temporary_settings({PREFECT_API_URL: prefect_api(context())}):
+    updates: dict[Any, Any] = {PREFECT_API_URL: prefect_api(context())}
+    if os.environ.get(AUTH_ENV):
+        updates[PREFECT_API_AUTH_STRING] = os.environ[AUTH_ENV]
+    with temporary_settings(updates):
         return call()
 
 
@@ -611,25 +633,20 @@ def _result_line(result: Any) -> str:
         f"{k}={v:.4g}" for k, v in sorted(result.metrics.items())) + ")"
 
 
+
+
 @app.command()
 @friendly
 def rollback(
     name: str,
     env: Annotated[str, typer.Option(help="The stage to roll back: prod or qa.")] = "prod",
-    as_user: AsUser = None,
     reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "rollback",
 ) -> None:
     """Redeploy the last good version (the one served before the current) on a stage."""
-    ctx = context()
-    stages = ctx.policy().deployment
     if env not in ("prod", "qa"):
         raise InvalidInputError(f"--env: '{env}' is not prod or qa")
-    runtime = ctx.choose_runtime(getattr(stages, env))
-    target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
-    version = ctx.registry.get_version(name, target.version_number)
-    runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime, version,
-                            as_user or current_user(), f"{reason}: back to {version.ref}")
-    typer.echo(f"rolled back {runtime.name} to {version.ref}")
+    done = api().post(path_of("models", name, "rollback"), {"env": env, "reason": reason})
+    typer.echo(f"rolled back {done['runtime']['name']} to {_ref(done['version'])}")
 
 
 @app.command()
@@ -640,6 +657,7 @@ def up(
 ) -> None:
     """Start the Prefect server (unless PREFECT_API_URL is set), the runtimes, and serve every
     deployment. Ctrl-C stops everything it started."""
+    from deployments.context import Context
     from deployments.up import Supervisor
 
     supervisor = Supervisor(Context().settings)
@@ -660,7 +678,9 @@ def runtime_start(
     first registration; it holds its own admin token (MLC_RUNTIME_TOKENS, else generated)."""
     import uvicorn
 
+    from deployments.context import Context
     from deployments.runtime_server import capabilities, create_app
+    from mlc_tasks import runtimes
     from mlc_tasks.capture import InputCapture
     from mlc_tasks.scoring import RequestLimits
 
@@ -670,7 +690,7 @@ def runtime_start(
     token = settings.resolved_runtime_token(name)
     # registered here first, so that a refused re-pin is one clear line, not a startup trace
     ctx.registry.upsert_runtime(name, url, parsed, capabilities(),
-                                repin_by=current_user() if repin else None)
+                                repin_by=admin_actor() if repin else None)
     capture = InputCapture(settings.capture_dir(), name, settings.capture_max_rows_per_day,
                            settings.capture_max_bytes_per_day)
     limits = RequestLimits(max_bytes=settings.max_request_bytes, max_rows=settings.max_rows)
@@ -681,6 +701,198 @@ def runtime_start(
 
 def _tags(tags: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
+
+
+@app.command()
+@friendly
+def login() -> None:
+    """Keep your token (read from the terminal without echo, or from stdin) for later
+    commands, readable by you only; it is checked with the API first."""
+    import getpass
+
+    from deployments.client import store_token
+
+    given = (getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline()).strip()
+    if not given:
+        raise InvalidInputError("no token given (`mlc people enroll` issues one)")
+    client = ApiClient(token=given)
+    me = client.get("/v1/whoami")
+    path = store_token(given)
+    typer.echo(f"logged in to {client.url} as {me['id']} ({me['kind']}: "
+               f"{', '.join(me['scopes'])}); token kept in {path}")
+
+
+@app.command()
+@friendly
+def logout() -> None:
+    """Forget the token `mlc login` kept."""
+    from deployments.client import forget_token
+
+    path = forget_token()
+    typer.echo(f"token removed from {path}" if path else "no token was kept")
+
+
+@app.command()
+@friendly
+def whoami(json_out: JsonFlag = False) -> None:
+    """Who the API takes you for, and what you may do."""
+    me = api().get("/v1/whoami")
+    if json_out:
+        emit_json(me)
+        return
+    typer.echo(f"{me['id']} ({me['kind']}: {', '.join(me['scopes'])})")
+
+
+def admin_actor() -> str:
+    """Who an admin command acts as: the account on this host (it owns MLC_HOME)."""
+    import getpass
+
+    from mlc_tasks.people import local_actor
+
+    return local_actor(getpass.getuser())
+
+
+@people_app.command("enroll")
+@friendly
+def people_enroll(
+    principal_id: Annotated[str, typer.Argument(
+        metavar="ID", help="A person of the policy (an email), or a service's id with --service.")],
+    service: Annotated[bool, typer.Option(
+        "--service", help="A service (CI): a token to read and submit, no authenticator.")
+                       ] = False,
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", help="Grant only these (read, submit, decide, operate); repeatable.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Issue a personal API token (shown once) and, for a person, an authenticator secret
+    (an otpauth:// URI and its QR code); enrolling again replaces both."""
+    from mlc_tasks.people import SCOPES, PrincipalKind
+    from mlc_tasks.registry.principals import PrincipalBook
+
+    ctx = context()
+    kind = PrincipalKind.SERVICE if service else PrincipalKind.PERSON
+    pid = _enrollable(ctx, principal_id, kind)
+    granted = _scopes(scope or [], SCOPES[kind], kind)
+    made = PrincipalBook(ctx.registry).enroll(pid, kind, admin_actor(), granted or None)
+    principal = made.principal
+    if json_out:
+        emit_json({"id": principal.id, "kind": principal.kind.value,
+                   "scopes": [s.value for s in principal.scopes], "token": made.token,
+                   "otpauth_uri": made.otpauth_uri})
+        return
+    typer.echo(f"enrolled {principal.id} ({principal.kind.value}: "
+               f"{', '.join(s.value for s in principal.scopes)})")
+    typer.echo(f"token (shown once; hand it over privately): {made.token}")
+    if made.otpauth_uri:
+        import segno
+
+        typer.echo(f"authenticator (scan, or add the URI): {made.otpauth_uri}")
+        segno.make(made.otpauth_uri).terminal(out=sys.stdout, compact=True)
+
+
+def _enrollable(ctx: Context, given: str, kind: Any) -> str:
+    """The canonical id: a person must be in the policy, a service must not be."""
+    from mlc_tasks.people import PrincipalKind, check_id
+
+    try:
+        pid = check_id(given)
+    except ValueError as exc:
+        raise InvalidInputError(f"ID: {exc}") from exc
+    known = ctx.policy().person(pid) is not None
+    where = ctx.settings.policy_file or "the built-in policy"
+    if kind == PrincipalKind.PERSON and not known:
+        raise InvalidInputError(f"{pid} is not a person in the policy ({where}): add them "
+                                "under 'people' first (or enroll a service with --service)")
+    if kind == PrincipalKind.SERVICE and known:
+        raise InvalidInputError(f"{pid} is a person in the policy ({where}), not a service")
+    return pid
+
+
+def _scopes(given: list[str], allowed: list[Any], kind: Any) -> list[Any]:
+    from mlc_tasks.people import Scope
+
+    granted = []
+    for name in given:
+        try:
+            found = Scope(name)
+        except ValueError as exc:
+            raise InvalidInputError(f"--scope: '{name}' is not one of "
+                                    f"{', '.join(s.value for s in Scope)}") from exc
+        if found not in allowed:
+            raise InvalidInputError(f"--scope: a {kind.value} may hold only "
+                                    f"{', '.join(s.value for s in allowed)}, not '{name}'")
+        granted.append(found)
+    return granted
+
+
+@people_app.command("list")
+@friendly
+def people_list(json_out: JsonFlag = False) -> None:
+    """Everyone enrolled, revoked ones too (never their credentials)."""
+    from mlc_tasks.registry.principals import PrincipalBook
+
+    found = PrincipalBook(context().registry).list()
+    if json_out:
+        emit_json(found)
+        return
+    show_table("people and services", [
+        key("id"), key("kind"), text("scopes"), key("authenticator"), key("enrolled (UTC)"),
+        key("revoked (UTC)")],
+        [[p.id, p.kind.value, ", ".join(s.value for s in p.scopes),
+          "yes" if p.has_authenticator else "no", _when(p.enrolled_at), _when(p.revoked_at)
+          or "-"] for p in found])
+
+
+@people_app.command("revoke")
+@friendly
+def people_revoke(principal_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a token and authenticator at once (`mlc people enroll` issues new ones)."""
+    from mlc_tasks.registry.principals import PrincipalBook
+
+    try:
+        done = PrincipalBook(context().registry).revoke(principal_id, admin_actor())
+    except ValueError as exc:
+        raise InvalidInputError(f"ID: {exc}") from exc
+    typer.echo(f"revoked {done.id}: its token and authenticator no longer work")
+
+
+model_app = typer.Typer(help="Change a model's governance fields.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("update")
+@friendly
+def model_update(
+    name: str,
+    risk_tier: Annotated[str | None, typer.Option(
+        "--risk-tier", help="low, medium or high; raising it applies at once.")] = None,
+    model_type: Annotated[str | None, typer.Option(
+        "--type", help="classification or regression.")] = None,
+    owner: Annotated[str | None, typer.Option(help="The accountable person.")] = None,
+    team: Annotated[str | None, typer.Option(help="The `team` tag (alert routing).")] = None,
+    data_location: Annotated[str | None, typer.Option(
+        "--data-location", help="Where labelled data arrives; under the data roots.")] = None,
+    json_out: JsonFlag = False,
+) -> None:
+    """Change a model's type, risk tier, owner, team or data location. Raising the risk tier
+    applies at once; every other change opens a change task for the policy's model-risk group,
+    and until it is approved the registered values stay in force."""
+    from mlc_tasks.governance import ChangeOutcome, outcome_lines
+
+    given = {k: v for k, v in {"risk_tier": risk_tier, "type": model_type, "owner": owner,
+                               "team": team, "data_location": data_location}.items()
+             if v is not None}
+    if not given:
+        raise InvalidInputError("give at least one of --risk-tier, --type, --owner, --team, "
+                                "--data-location")
+    if given.get("data_location") and "://" not in given["data_location"]:
+        given["data_location"] = os.path.abspath(given["data_location"])  # this terminal's
+    outcome = ChangeOutcome.model_validate(api().patch(path_of("models", name), given))
+    if json_out:
+        emit_json(outcome)
+        return
+    for line in outcome_lines(outcome):
+        typer.echo(line)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -180,6 +181,52 @@ class RuntimeProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+class ApiProcess:
+    """The installation's API (`python -m deployments.api`, the control-plane API) as a real
+    uvicorn process on a loopback port, for the home of these settings."""
+
+    def __init__(self, settings: MlcSettings, **env: str) -> None:
+        self.settings, self.port = settings, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**mlc_env(settings), "MLC_API_PORT": str(self.port), **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ApiProcess:
+        python = str(Path(mlc_bin()).parent / "python")
+        self.log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block it
+        self.process = subprocess.Popen([python, "-m", "deployments.api"], env=self.env,
+                                        stderr=self.log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"API exited: {self.log.read().decode()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise RuntimeError("API did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def enroll(settings: MlcSettings, principal: str, service: bool = False) -> str:
+    """A new token for a person (or a service), as `mlc people enroll` issues it."""
+    from mlc_tasks.people import PrincipalKind
+    from mlc_tasks.registry.principals import PrincipalBook
+
+    registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
+    try:
+        kind = PrincipalKind.SERVICE if service else PrincipalKind.PERSON
+        return PrincipalBook(registry).enroll(principal, kind, "local:tester").token
+    finally:
+        registry.close()
 
 
 @pytest.fixture

@@ -1,4 +1,6 @@
-"""The `mlc` command through its installed entry point, as a person runs it."""
+"""The `mlc` command through its installed entry point, as a person runs it: a thin client of
+a running control-plane API (a real process per test), acting as the holder of MLC_TOKEN;
+admin commands (`mlc audit verify`, `mlc audit anchor`) work on MLC_HOME directly."""
 
 from __future__ import annotations
 
@@ -13,20 +15,36 @@ import pytest
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.store import create_registry_engine
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import mlc_bin, mlc_env
+from tests.conftest import ApiProcess, enroll, mlc_bin, mlc_env
 from tests.mlc_tasks.audit_attack import rewrite_chain, truncate_chain
 
 COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
             ["deployments"],
             ["up"], ["runtime"], ["runtime", "start"], ["tasks"], ["approve"], ["reject"],
-            ["review"], ["rollback"]]
+            ["review"], ["rollback"], ["people"], ["people", "enroll"], ["login"],
+            ["model", "update"], ["retrain"], ["alerts", "ack"]]
+ANA = "ana.lopez@bank.example"
 
 
 @pytest.fixture
-def mlc(local_settings: MlcSettings):
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([mlc_bin(), *args], env=mlc_env(local_settings), text=True,
-                              capture_output=True, timeout=120)
+def api(local_settings: MlcSettings):
+    Registry(local_settings.registry_url(), audit_key=local_settings.resolved_audit_key()).close()
+    started = ApiProcess(local_settings).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def mlc(local_settings: MlcSettings, api: ApiProcess):
+    """`mlc` as Ana, who holds a person's token."""
+    env = {**mlc_env(local_settings), "MLC_API_URL": api.url,
+           "MLC_TOKEN": enroll(local_settings, ANA)}
+
+    def run(*args: str, ok: bool = True, token: str | None = None
+            ) -> subprocess.CompletedProcess[str]:
+        given = env if token is None else {**env, "MLC_TOKEN": token}
+        done = subprocess.run([mlc_bin(), *args], env=given, text=True, capture_output=True,
+                              timeout=120)
         assert (done.returncode == 0) == ok, f"{args}: {done.returncode}\n{done.stderr}"
         return done
 
@@ -34,12 +52,20 @@ def mlc(local_settings: MlcSettings):
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "mlc")
-def test_help_everywhere(mlc, command: list[str]) -> None:
-    assert "Usage" in mlc(*command, "--help").stdout
+def test_help_everywhere(local_settings: MlcSettings, command: list[str]) -> None:
+    done = subprocess.run([mlc_bin(), *command, "--help"], env=mlc_env(local_settings),
+                          text=True, capture_output=True, timeout=60)
+    assert "Usage" in done.stdout and "--as" not in done.stdout
+
+
+def test_nobody_acts_as_someone_else_by_typing_a_name(mlc, examples_dir: Path) -> None:
+    refused = mlc("submit", str(examples_dir / "credit-risk"), "--as", "rita", ok=False)
+    assert "No such option: --as" in refused.stderr
+    assert json.loads(mlc("models", "--json").stdout) == []
 
 
 def test_submit_list_and_audit(mlc, examples_dir: Path) -> None:
-    done = mlc("submit", str(examples_dir / "credit-risk"), "--as", "ana")
+    done = mlc("submit", str(examples_dir / "credit-risk"))
     version_id = done.stdout.strip().splitlines()[-1]
     assert "registered credit-risk:1" in done.stdout
     assert "did not take the event" in done.stderr  # no Prefect server in this test
@@ -54,8 +80,8 @@ def test_submit_list_and_audit(mlc, examples_dir: Path) -> None:
     assert [(v["number"], v["id"], v["state"]) for v in versions] == [(1, version_id,
                                                                       "submitted")]
     events = json.loads(mlc("audit", "credit-risk", "--json").stdout)
-    assert [(e["actor"], e["action"]) for e in events] == [("ana", "model.created"),
-                                                          ("ana", "version.submitted")]
+    assert [(e["actor"], e["action"]) for e in events] == [(ANA, "model.created"),
+                                                          (ANA, "version.submitted")]
     assert "\n1\tsubmitted\t" in mlc("versions", "credit-risk").stdout  # piped: one line each
 
 
@@ -91,13 +117,13 @@ def test_deploy_and_predict_like_the_readme(mlc, examples_dir: Path, start_runti
     assert sorted(r["name"] for r in runtimes) == ["prod", "qa"]
 
     assert "deployed credit-risk:1 on qa" in mlc("deploy", "credit-risk", "1", "--tags",
-                                                  "env=qa", "--as", "bob").stdout
+                                                  "env=qa").stdout
     body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
     assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
     assert "already deployed" in mlc("deploy", "credit-risk", "1", "--tags", "env=qa").stdout
     history = json.loads(mlc("deployments", "credit-risk", "--json").stdout)
     assert [(d["runtime"], d["deployed_by"], d["replaced_at"]) for d in history] == [
-        ("qa", "bob", None)]
+        ("qa", ANA, None)]
     now = history[0]["deployed_at"]
     assert mlc("deployments", "credit-risk", "--env", "qa", "--at", now).stdout.startswith(
         "credit-risk:1")
@@ -121,7 +147,7 @@ def test_deploy_to_a_runtime_that_is_down(mlc, examples_dir: Path, start_runtime
 def test_audit_verify_fails_after_a_row_is_edited_by_hand(mlc, examples_dir: Path,
                                                           local_settings: MlcSettings) -> None:
     mlc("submit", str(examples_dir / "credit-risk"))
-    assert "audit log intact: 2 events" in mlc("audit", "verify").stdout
+    assert "audit log intact: 3 events" in mlc("audit", "verify").stdout
     with sqlite3.connect(local_settings.home / "registry.db") as db:
         db.execute("UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 2")
     broken = mlc("audit", "verify", ok=False)
@@ -135,7 +161,7 @@ def test_audit_verify_says_broken_for_a_chain_re_sealed_without_the_key(
     rewrite_chain(engine, 2, reason="nothing to see")  # and every hash to the end, as before
     engine.dispose()
     broken = mlc("audit", "verify", ok=False).stdout
-    assert broken.startswith("audit log BROKEN: 2 events; event 2 was re-sealed without the "
+    assert broken.startswith("audit log BROKEN: 3 events; event 2 was re-sealed without the "
                              "audit key (plain sha256)")
     assert not json.loads(mlc("audit", "verify", "--json", ok=False).stdout)["chain_ok"]
 
@@ -146,8 +172,8 @@ def test_audit_verify_names_an_edited_version_state(mlc, examples_dir: Path,
     with sqlite3.connect(local_settings.home / "registry.db") as db:
         db.execute("UPDATE versions SET state = 'approved'")  # the chain is untouched
     broken = mlc("audit", "verify", ok=False).stdout
-    assert (f"audit log BROKEN: 2 events; versions row credit-risk:1 (id {version_id}) is "
-            "'approved', but its events leave it 'submitted' (last: event 2)") in broken
+    assert (f"audit log BROKEN: 3 events; versions row credit-risk:1 (id {version_id}) is "
+            "'approved', but its events leave it 'submitted' (last: event 3)") in broken
 
 
 def test_audit_anchor_then_verify_against_it(mlc, examples_dir: Path,
@@ -157,17 +183,17 @@ def test_audit_anchor_then_verify_against_it(mlc, examples_dir: Path,
     done = mlc("audit", "anchor")
     sink = local_settings.home / "audit-anchors"
     [written] = sink.iterdir()
-    assert done.stdout.strip() == f"anchored event 2 in {written}"
-    assert mlc("audit", "anchor").stdout.startswith("already anchored event 2 in")
+    assert done.stdout.strip() == f"anchored event 3 in {written}"
+    assert mlc("audit", "anchor").stdout.startswith("already anchored event 3 in")
     verified = mlc("audit", "verify").stdout
-    assert "audit log intact: 2 events" in verified and f"anchor: {written} (event 2" in verified
+    assert "audit log intact: 3 events" in verified and f"anchor: {written} (event 3" in verified
 
     engine = create_registry_engine(local_settings.registry_url())
-    truncate_chain(engine, 1)  # the last row removed and the head made to fit
+    truncate_chain(engine, 2)  # the last row removed and the head made to fit
     engine.dispose()
     broken = mlc("audit", "verify", ok=False).stdout
     assert f"anchor {written}" in broken
-    assert "vouches for event 2, but the log ends at event 1: rows were removed" in broken
+    assert "vouches for event 3, but the log ends at event 2: rows were removed" in broken
     refused = mlc("audit", "anchor", ok=False)
     assert "error: the audit log is not anchored" in refused.stderr
     assert list(sink.iterdir()) == [written]
@@ -181,11 +207,11 @@ def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_
     from mlc_tasks.registry import Registry
 
     prod = start_runtime("prod", "env=prod")
-    mlc("submit", str(package), "--as", "ana")
+    mlc("submit", str(package))
     model = sio.load(package / "model.skops", trusted=list(local_settings.trusted_types))
     model.mlc_variant = 2  # other bytes, other version
     sio.dump(model, package / "model.skops")
-    mlc("submit", str(package), "--as", "ana")
+    mlc("submit", str(package))
     registry = Registry(local_settings.registry_url(),
                         audit_key=local_settings.resolved_audit_key())
     for number in (1, 2):
@@ -205,6 +231,9 @@ def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_
 
 def test_decisions_need_an_existing_open_task(mlc, local_settings: MlcSettings) -> None:
     Registry(local_settings.registry_url()).close()
-    assert "no human task 7" in mlc("approve", "7", "--as", "rita", ok=False).stderr
-    assert "--action: 'maybe'" in mlc("review", "7", "--as", "rita", "--action", "maybe",
-                                      ok=False).stderr
+    assert "no human task 7" in mlc("approve", "7", ok=False).stderr
+    assert "--action: 'maybe'" in mlc("review", "7", "--action", "maybe", ok=False).stderr
+    service = enroll(local_settings, "ci-bot", service=True)
+    refused = mlc("approve", "7", ok=False, token=service)
+    assert "error: ci-bot (service) lacks the 'decide' scope" in refused.stderr
+    assert "no human task 7" not in refused.stderr

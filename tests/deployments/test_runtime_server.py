@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import socket
 import subprocess
@@ -382,7 +383,9 @@ def test_a_runtime_cannot_move_to_another_url_unless_an_admin_repins_it(
         process.wait(timeout=20)
     assert local_registry.get_runtime("prod").url == moved.url
     [repin] = [e for e in local_registry.audit_events() if e.action == "runtime.repinned"]
-    assert repin.actor == "tester" and repin.detail == {"from": first.url, "to": moved.url}
+    # an admin command acts as the host account that owns MLC_HOME, not as a typed $MLC_USER
+    assert repin.actor == f"local:{getpass.getuser()}"
+    assert repin.detail == {"from": first.url, "to": moved.url}
 
 
 # ---- predict has limits -----------------------------------------------------------------------

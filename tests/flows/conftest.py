@@ -1,5 +1,6 @@
 """One Prefect test server per test session (per xdist worker); a QA and a production runtime
-per test module that asks for `stack`; and a model in production with daily labelled data for
+per test module that asks for `stack`, and the control-plane API for its home (`people_api`:
+people decide with their own tokens); and a model in production with daily labelled data for
 the monitoring flows."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect.testing.utilities import prefect_test_harness
+from typer.testing import CliRunner, Result
 
 from flows.test_model import run_test_job
 from mlc_tasks.artifacts import ArtifactStore
@@ -19,7 +21,7 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import TOKEN, RuntimeProcess
+from tests.conftest import TOKEN, ApiProcess, RuntimeProcess
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -54,6 +56,47 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = Stack(tmp_path_factory.mktemp("flows") / "home")
     yield started
     started.stop()
+
+
+class PeopleApi:
+    """The control-plane API of a stack's home as a real process; each person gets a token
+    (`mlc people enroll`) the first time they act, and acts through the `mlc` command with it."""
+
+    COMMANDS = {"approve": ("approve", "--comment"), "reject": ("reject", "--reason"),
+                "retry": ("review", "--comment"), "abort": ("review", "--comment")}
+
+    def __init__(self, stack: Stack, prefect_api: str) -> None:
+        self.stack, self.tokens = stack, {}
+        self.process = ApiProcess(stack.settings, MLC_POLICY_FILE=str(stack.policy_file),
+                                  PREFECT_API_URL=prefect_api).start()
+
+    def token(self, person: str) -> str:
+        from mlc_tasks.people import PrincipalKind
+        from mlc_tasks.registry.principals import PrincipalBook
+
+        if person not in self.tokens:
+            self.tokens[person] = PrincipalBook(self.stack.registry).enroll(
+                person, PrincipalKind.PERSON, "local:tester").token
+        return self.tokens[person]
+
+    def mlc(self, person: str, *args: str) -> Result:
+        """`mlc ARGS` run by `person` (in this process, as a terminal of theirs would)."""
+        from deployments.cli import app
+
+        return CliRunner().invoke(app, list(args), env={"MLC_API_URL": self.process.url,
+                                                        "MLC_TOKEN": self.token(person)})
+
+    def decide(self, person: str, decision: str, task_id: int, comment: str = "") -> Result:
+        command, why = self.COMMANDS[decision]
+        action = ["--action", decision] if command == "review" else []
+        return self.mlc(person, command, str(task_id), *action, why, comment)
+
+
+@pytest.fixture(scope="module")
+def people_api(stack: Stack, prefect_server: str) -> Iterator[PeopleApi]:
+    api = PeopleApi(stack, prefect_server)
+    yield api
+    api.process.stop()
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from sqlalchemy import update
-from typer.testing import CliRunner
 
-from deployments.cli import app
 from flows.on_model_changed import on_model_changed
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, VersionRecord
@@ -31,12 +29,13 @@ from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import HumanTask, TaskStatus
 from tests.conftest import TOKEN
-from tests.flows.conftest import Stack
+from tests.flows.conftest import PeopleApi, Stack
 
 SUBMITTER = "sam"
 POLICY: dict[str, Any] = {
     "thresholds": {"classification": {"roc_auc": {"min": 0.6}}},
-    "groups": {"risk": ["rita", "omar", SUBMITTER], "platform": ["mia"]},
+    "people": [{"id": "rita", "groups": ["risk"]}, {"id": "omar", "groups": ["risk"]},
+               {"id": SUBMITTER, "groups": ["risk"]}, {"id": "mia", "groups": ["platform"]}],
     "approvals": [
         {"match": {"risk_tier": ["low"]}, "auto_approve": True},
         {"match": {"risk_tier": ["medium"]}, "groups": ["risk"], "quorum": 2, "deadline": "1h"},
@@ -49,6 +48,11 @@ POLICY: dict[str, Any] = {
 @pytest.fixture
 def omc(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
     return configure(stack, monkeypatch, POLICY)
+
+
+@pytest.fixture
+def people(people_api: PeopleApi) -> PeopleApi:
+    return people_api
 
 
 def configure(stack: Stack, monkeypatch: pytest.MonkeyPatch, policy: dict[str, Any]) -> Stack:
@@ -114,10 +118,6 @@ def paused(flow_run_id: str) -> bool:
     return state is not None and state.type == StateType.PAUSED
 
 
-def mlc(*args: str) -> Any:
-    return CliRunner().invoke(app, list(args))
-
-
 def predictions(stack: Stack, env: str) -> list[Any]:
     body = json.loads((Path(__file__).parents[2] / "examples" / "credit-risk" / "sample.json")
                       .read_text())
@@ -162,18 +162,18 @@ def test_low_risk_auto_approves_to_production_and_a_rerun_deploys_nothing(
 
 
 def test_a_group_member_approves_in_the_cli_and_the_flow_goes_on(
-        omc, examples_dir, tmp_path) -> None:
+        omc, people, examples_dir, tmp_path) -> None:
     version = submit(omc, new_package(examples_dir, tmp_path, "member-risk", "high"))
     run = FlowInThread("member-risk")
     task = waiting_task(omc, "member-risk")
     assert (task.kind, task.groups, task.quorum) == ("approval", ["risk"], 1)
-    listing = mlc("tasks", "--json")
+    listing = people.mlc("rita", "tasks", "--json")
     listed = [t for t in json.loads(listing.stdout) if t["id"] == task.id]
     assert listed and listed[0]["model"] == "member-risk"
-    table = mlc("tasks")
+    table = people.mlc("rita", "tasks")
     assert f"/runs/flow-run/{task.flow_run_id}" in table.stdout.replace("\n", "")
 
-    done = mlc("approve", str(task.id), "--as", "rita", "--comment", "fine by risk")
+    done = people.decide("rita", "approve", task.id, "fine by risk")
     assert done.exit_code == 0, done.output
     assert "approved" in done.stdout
     assert run.join().is_completed()
@@ -185,13 +185,13 @@ def test_a_group_member_approves_in_the_cli_and_the_flow_goes_on(
 
 
 def test_rejection_ends_the_version_rejected_with_the_reason(
-        omc, examples_dir, tmp_path) -> None:
+        omc, people, examples_dir, tmp_path) -> None:
     submit(omc, new_package(examples_dir, tmp_path, "reject-risk", "high"))
     run = FlowInThread("reject-risk")
     task = waiting_task(omc, "reject-risk")
-    no_reason = mlc("reject", str(task.id), "--as", "omar", "--reason", " ")
+    no_reason = people.decide("omar", "reject", task.id, " ")
     assert no_reason.exit_code == 1 and "needs a reason" in no_reason.output
-    done = mlc("reject", str(task.id), "--as", "omar", "--reason", "recall too low for lending")
+    done = people.decide("omar", "reject", task.id, "recall too low for lending")
     assert done.exit_code == 0, done.output
     assert run.join().is_completed()
     version = omc.registry.get_version("reject-risk", 1)
@@ -203,14 +203,14 @@ def test_rejection_ends_the_version_rejected_with_the_reason(
 
 
 def test_non_member_and_self_approval_are_refused_and_audited(
-        omc, examples_dir, tmp_path) -> None:
+        omc, people, examples_dir, tmp_path) -> None:
     submit(omc, new_package(examples_dir, tmp_path, "refuse-risk", "high"))
     run = FlowInThread("refuse-risk")
     task = waiting_task(omc, "refuse-risk")
-    outsider = mlc("approve", str(task.id), "--as", "mallory")
+    outsider = people.decide("mallory", "approve", task.id)
     assert outsider.exit_code == 1
     assert "mallory is not a member of risk" in outsider.output
-    own = mlc("approve", str(task.id), "--as", SUBMITTER)
+    own = people.decide(SUBMITTER, "approve", task.id)
     assert own.exit_code == 1
     assert f"{SUBMITTER} submitted refuse-risk:1 and cannot decide on its approval" in (
         own.output)
@@ -218,20 +218,20 @@ def test_non_member_and_self_approval_are_refused_and_audited(
     refused = [e for e in omc.registry.audit_events("refuse-risk")
                if e.action == "task.decision_refused"]
     assert [e.actor for e in refused] == ["mallory", SUBMITTER]
-    assert mlc("reject", str(task.id), "--as", "rita", "--reason", "end of test").exit_code == 0
+    assert people.decide("rita", "reject", task.id, "end of test").exit_code == 0
     run.join()
 
 
-def test_quorum_of_two_needs_two_distinct_members(omc, examples_dir, tmp_path) -> None:
+def test_quorum_of_two_needs_two_distinct_members(omc, people, examples_dir, tmp_path) -> None:
     version = submit(omc, new_package(examples_dir, tmp_path, "quorum-risk", "medium"))
     run = FlowInThread("quorum-risk")
     task = waiting_task(omc, "quorum-risk")
-    first = mlc("approve", str(task.id), "--as", "rita")
+    first = people.decide("rita", "approve", task.id)
     assert first.exit_code == 0 and "task is open" in first.stdout
-    twice = mlc("approve", str(task.id), "--as", "rita")
+    twice = people.decide("rita", "approve", task.id)
     assert twice.exit_code == 1 and "already given 'approve'" in twice.output
     assert omc.registry.get_version("quorum-risk", 1).state == State.TESTED
-    second = mlc("approve", str(task.id), "--as", "omar")
+    second = people.decide("omar", "approve", task.id)
     assert second.exit_code == 0 and "approved by 2 of 2" in second.stdout
     assert run.join().is_completed()
     assert serving(omc, "prod")["version_id"] == version.id
@@ -260,7 +260,7 @@ def test_deadline_escalates_and_the_version_ends_rejected_expired(
 
 
 def test_training_failure_opens_a_review_and_retry_succeeds(
-        omc, examples_dir, tmp_path) -> None:
+        omc, people, examples_dir, tmp_path) -> None:
     lake = tmp_path / "lake"
     lake.mkdir()
     data_url = f"file://{lake}/train.csv"
@@ -273,9 +273,9 @@ def test_training_failure_opens_a_review_and_retry_succeeds(
     task = waiting_task(omc, "train-risk")
     assert (task.kind, task.step) == ("review", "train")
     assert "train.csv" in task.detail["error"]
-    assert mlc("review", str(task.id), "--as", "rita", "--action", "retry").exit_code == 1
+    assert people.decide("rita", "retry", task.id).exit_code == 1
     shutil.copy(examples_dir / "credit-risk" / "data" / "train.csv", lake / "train.csv")
-    done = mlc("review", str(task.id), "--as", "mia", "--action", "retry")
+    done = people.decide("mia", "retry", task.id)
     assert done.exit_code == 0, done.output
     assert run.join().is_completed()
     version = omc.registry.get_version("train-risk", 1)
@@ -293,7 +293,7 @@ def silence(registry: Registry, runtime: str) -> None:
 
 
 def test_deploy_to_a_runtime_that_is_down_opens_a_review_and_abort_fails_it(
-        omc, examples_dir, tmp_path, request) -> None:
+        omc, people, examples_dir, tmp_path, request) -> None:
     capabilities = httpx.get(f"{omc.runtimes['prod'].url}/health").json()["capabilities"]
     down = {"env": "prod", "zone": "down"}
     omc.registry.upsert_runtime("prod-down", "http://127.0.0.1:9", down,
@@ -306,8 +306,7 @@ def test_deploy_to_a_runtime_that_is_down_opens_a_review_and_abort_fails_it(
     task = waiting_task(omc, "down-risk")
     assert (task.kind, task.step) == ("review", "deploy-prod")
     assert "did not answer" in task.detail["error"]
-    done = mlc("review", str(task.id), "--as", "mia", "--action", "abort", "--comment",
-               "prod-b is being rebuilt")
+    done = people.decide("mia", "abort", task.id, "prod-b is being rebuilt")
     assert done.exit_code == 0, done.output
     state = run.join()
     assert state.is_failed()
@@ -317,7 +316,7 @@ def test_deploy_to_a_runtime_that_is_down_opens_a_review_and_abort_fails_it(
 
 
 def test_a_task_is_mirrored_to_servicenow_and_closed_with_its_decision(
-        omc, examples_dir, tmp_path, monkeypatch) -> None:
+        omc, people, examples_dir, tmp_path, monkeypatch) -> None:
     from tests.mlc_tasks.test_channels import FakeTable
     from tests.receivers import serve
 
@@ -338,7 +337,7 @@ def test_a_task_is_mirrored_to_servicenow_and_closed_with_its_decision(
         assert f"task {task.id}: snow-risk:1 needs 1 approval(s) from risk" in (
             waiting["short_description"])
 
-        assert mlc("approve", str(task.id), "--as", "omar").exit_code == 0
+        assert people.decide("omar", "approve", task.id).exit_code == 0
         assert run.join().is_completed()
         assert len(tasks.rows) == 1, "one record per task: updated, never created twice"
         assert tasks.patches[-1][1] == {"state": "3",

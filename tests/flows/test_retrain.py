@@ -26,7 +26,7 @@ from flows.daily_backtest import daily_backtest
 from flows.retrain import retrain
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import Severity
-from mlc_tasks.errors import UnsafeLocationError
+from mlc_tasks.errors import InvalidInputError, UnsafeLocationError
 from mlc_tasks.evaluation import version_model
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import VersionRecord
@@ -38,11 +38,10 @@ from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.scoring import frame_from_rows
 from mlc_tasks.settings import REVIEWED_TYPES
 from tests.conftest import TOKEN
-from tests.flows.conftest import Stack
+from tests.flows.conftest import PeopleApi, Stack
 from tests.flows.test_on_model_changed import (
     POLICY,
     configure,
-    mlc,
     new_package,
     serving,
     submit,
@@ -132,7 +131,7 @@ def local_predictions(version: VersionRecord, rows: list[dict[str, Any]]) -> lis
 
 
 def test_a_clearly_better_challenger_is_promoted_after_approval(
-        rt, examples_dir, tmp_path) -> None:
+        rt, people_api: PeopleApi, examples_dir, tmp_path) -> None:
     champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-win", "high")
     data = new_rows(examples_dir, tmp_path)
     run = InThread(retrain, "retrain-win", data=data, trigger="new data")
@@ -147,7 +146,7 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     assert "Decision: **promote**" in evidence
     assert "- **roc_auc** (deciding): " in evidence and "held-out rows" in evidence
 
-    done = mlc("approve", str(task.id), "--as", "rita", "--comment", "the comparison is clear")
+    done = people_api.decide("rita", "approve", task.id, "the comparison is clear")
     assert done.exit_code == 0, done.output
     state = run.join()
     assert state.is_completed(), state.message
@@ -168,7 +167,7 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     trail = [(e.action, e.entity_id) for e in rt.registry.audit_events("retrain-win")]
     assert ("version.compared", champion.id) in trail and ("version.compared", promoted.id) in trail
     assert ("task.decision", str(task.id)) in trail or any(a == "task.decision" for a, _ in trail)
-    listed = mlc("comparisons", "retrain-win")
+    listed = people_api.mlc("rita", "comparisons", "retrain-win")
     assert listed.exit_code == 0 and "promote" in listed.stdout
 
 
@@ -185,6 +184,9 @@ def test_a_tied_challenger_is_insufficient_evidence_and_the_champion_stays(
     assert ChampionBook(rt.registry).champion("retrain-tie").id == champion.id
     assert serving(rt, "prod")["version_id"] == champion.id
     assert TaskBook(rt.registry).list(model="retrain-tie") == []
+    [asked] = [e for e in rt.registry.audit_events("retrain-tie")
+               if e.action == "model.retraining"]
+    assert (asked.actor, asked.detail["trigger"]) == ("retrain", "schedule")  # not the actor
 
     few = retrain("retrain-tie", data=new_rows(examples_dir, tmp_path, slice(0, 150)),
                   return_state=True)
@@ -226,7 +228,7 @@ def test_a_replaced_champion_is_retired_after_its_grace_period(
 
 
 def test_a_critical_breach_within_the_grace_period_rolls_back(
-        rt, examples_dir, tmp_path) -> None:
+        rt, people_api: PeopleApi, examples_dir, tmp_path) -> None:
     champion = champion_in_prod(rt, examples_dir, tmp_path, "retrain-rollback", "low")
     data = new_rows(examples_dir, tmp_path)
     assert retrain("retrain-rollback", data=data, return_state=True).is_completed()
@@ -250,7 +252,7 @@ def test_a_critical_breach_within_the_grace_period_rolls_back(
     review = InThread(rollback_review, "retrain-rollback", 2, "roc_auc below 0.99")
     task = waiting_task(rt, "retrain-rollback")
     assert (task.kind, task.step) == ("review", "rollback")
-    done = mlc("review", str(task.id), "--as", "mia", "--action", "abort")
+    done = people_api.decide("mia", "abort", task.id)
     assert done.exit_code == 0, done.output
     assert review.join().is_completed()
     assert rt.registry.get_version("retrain-rollback", 2).state == State.RETIRED
@@ -284,4 +286,20 @@ def test_a_retraining_reads_only_under_the_models_data_location(
         assert receiver.requests == []
     assert [v.number for v in rt.registry.list_versions("retrain-confined")] == [1]
     assert not [e for e in rt.registry.audit_events("retrain-confined")
+                if e.action == "model.retraining"]
+
+
+def test_a_retraining_asked_with_an_unknown_trigger_is_refused(
+        rt, examples_dir, tmp_path) -> None:
+    """An event may carry any `trigger`; it once became the audited actor. One outside the
+    fixed set is refused naming the field, before anything is read or written."""
+    champion_in_prod(rt, examples_dir, tmp_path, "retrain-trigger", "low")
+    data = new_rows(examples_dir, tmp_path)
+    for trigger in ("rita.risk@bank.example", "manual (rita)", "", "Schedule"):
+        state = retrain("retrain-trigger", data=data, trigger=trigger, return_state=True)
+        assert state.is_failed(), trigger
+        with pytest.raises(InvalidInputError, match="^trigger: .* is not one of 'manual'"):
+            state.result()
+    assert [v.number for v in rt.registry.list_versions("retrain-trigger")] == [1]
+    assert not [e for e in rt.registry.audit_events("retrain-trigger")
                 if e.action == "model.retraining"]
