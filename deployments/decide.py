@@ -135,10 +135,9 @@ def resume(ctx: Context, book: TaskBook, task_id: int,
         given = run_input(book.get(task_id), run_id)
         with get_client(sync_client=True) as client:
             result = client.resume_flow_run(run_id, run_input=given)
-            if result.status.value == "ACCEPT":
-                return
-            state = client.read_flow_run(run_id).state  # type: ignore[arg-type]
-        if state is not None and state.type == StateType.PAUSED:  # refused for the input
+        if result.status.value == "ACCEPT":
+            return
+        if result.status.value == "REJECT":  # the input itself (ABORT: another resume won)
             reason = getattr(result.details, "reason", result.details)
             raise InvalidInputError(f"the Prefect server refused the input: {reason}")
     raise TransientError(f"task {task_id}: the flow run kept being resumed by others; try again")

@@ -30,15 +30,17 @@ from flows.alerts import current_run_url, raise_alert
 from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
 from mlc_tasks.errors import MlcError
+from mlc_tasks.people import SCOPES, Principal, PrincipalKind, canonical_id
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
-from mlc_tasks.verification import Attempt, Expected, Verdict, verify
+from mlc_tasks.verification import REUSED_CODE, WRONG_CODE, Attempt, Expected, Verdict, verify
 
 log = logging.getLogger(__name__)
 PAUSE_GRACE = timedelta(minutes=10)  # after the deadline the timer has this long to resume us
+CODE_WINDOW = timedelta(minutes=15)  # wrong one-time codes are counted over this window
 
 
 CODE_HELP = "the current code of your authenticator app (enrolled with `mlc people enroll`)"
@@ -51,20 +53,20 @@ class ApprovalForm(RunInput):
     and is recorded as unverified."""
 
     decision: Literal["approve", "reject"]
-    approver: str = Field(description="your id, e.g. rita.risk@bank.example")
-    one_time_code: str | None = Field(default=None, description=CODE_HELP)
-    comment: str = ""
-    proof: str | None = Field(default=None, description=PROOF_HELP)
+    approver: str = Field(max_length=255, description="your id, e.g. rita.risk@bank.example")
+    one_time_code: str = Field(default="", max_length=16, description=CODE_HELP)
+    comment: str = Field(default="", max_length=4000)
+    proof: str = Field(default="", max_length=4096, description=PROOF_HELP)
 
 
 class ReviewForm(RunInput):
     """The error-review form: retry the failed step, or abort (the version ends failed)."""
 
     action: Literal["retry", "abort"]
-    reviewer: str = Field(description="your id, e.g. mia.mlops@bank.example")
-    one_time_code: str | None = Field(default=None, description=CODE_HELP)
-    comment: str = ""
-    proof: str | None = Field(default=None, description=PROOF_HELP)
+    reviewer: str = Field(max_length=255, description="your id, e.g. mia.mlops@bank.example")
+    one_time_code: str = Field(default="", max_length=16, description=CODE_HELP)
+    comment: str = Field(default="", max_length=4000)
+    proof: str = Field(default="", max_length=4096, description=PROOF_HELP)
 
 
 FORMS: dict[TaskKind, type[RunInput]] = {TaskKind.APPROVAL: ApprovalForm,
@@ -123,6 +125,8 @@ def wait_for_decision(ctx: Context, task: HumanTask, description: str,
                     attempt.decision), comment, verdict.channel, str(verdict.refusal))
                 logger.warning("task %d: %s claimed by %s REFUSED (%s)", task.id,
                                attempt.decision, attempt.claimed, made.refusal)
+                if suspicious(made.refusal):
+                    raise_alert(credential_signal(task, attempt.claimed, str(made.refusal)))
                 continue
             try:
                 allowed = members()
@@ -147,20 +151,59 @@ def form_fields(given: RunInput) -> tuple[Attempt, str]:
     else:
         assert isinstance(given, ReviewForm)
         claimed, decision = given.reviewer, given.action
-    return Attempt(claimed=claimed.strip(), decision=decision, proof=given.proof,
-                   one_time_code=given.one_time_code), given.comment
+    return Attempt(claimed=claimed.strip(), decision=decision, proof=given.proof or None,
+                   one_time_code=given.one_time_code or None), given.comment
 
 
 def verify_attempt(ctx: Context, task: HumanTask, attempt: Attempt,
                    evidence_sha256: str) -> Verdict:
-    """Who this attempt is from, proved by a minted proof or a one-time code."""
-    version = ctx.registry.get_version_by_id(task.version_id)
-    principals = PrincipalBook(ctx.registry)
-    expected = Expected(task_id=task.id, run_id=str(runtime.flow_run.id),
-                        artifact_sha256=version.artifact_sha256 or "",
-                        evidence_sha256=evidence_sha256)
-    return verify(attempt, expected, ctx.settings.resolved_decision_key(), principals.get,
-                  principals.authenticator_secret, principals.spend)
+    """Who this attempt is from, proved by a minted proof or a one-time code. Whatever goes
+    wrong while checking (a crafted input, a busy database) leaves it unverified: the attempt
+    is still recorded and the run keeps waiting."""
+    try:
+        version = ctx.registry.get_version_by_id(task.version_id)
+        principals, book = PrincipalBook(ctx.registry), TaskBook(ctx.registry)
+        expected = Expected(task_id=task.id, run_id=str(runtime.flow_run.id),
+                            artifact_sha256=version.artifact_sha256 or "",
+                            evidence_sha256=evidence_sha256)
+        return verify(attempt, expected, ctx.settings.resolved_decision_key(),
+                      lambda pid: known_person(ctx, principals, pid),
+                      principals.authenticator_secret, principals.spend,
+                      lambda pid: book.recent_refusals(pid, WRONG_CODE, CODE_WINDOW))
+    except Exception as exc:  # noqa: BLE001 — refused and recorded, never a dead run
+        log.exception("task %d: checking the attempt by %s failed", task.id, attempt.claimed)
+        why = f"unverified: the attempt could not be checked ({type(exc).__name__})"
+        return Verdict(person=attempt.claimed[:255], channel="unknown", refusal=why)
+
+
+def known_person(ctx: Context, principals: PrincipalBook, pid: str) -> Principal | None:
+    """An enrolled principal; else a person of the policy the control-plane API may have
+    authenticated through the SSO proxy (never someone revoked: that one is enrolled)."""
+    found = principals.get(pid)
+    if found is not None:
+        return found
+    person = ctx.policy().person(pid)
+    if person is None:
+        return None
+    return Principal(id=person.id, kind=PrincipalKind.PERSON, scopes=SCOPES[PrincipalKind.PERSON],
+                     enrolled_at=utcnow(), enrolled_by="sso", revoked_at=None)
+
+
+def suspicious(refusal: str | None) -> bool:
+    """A reused code may have been read off the form by someone else; many wrong ones are
+    someone guessing."""
+    return refusal is not None and (refusal == REUSED_CODE or "wrong one-time codes" in refusal)
+
+
+def credential_signal(task: HumanTask, claimed: str, refusal: str) -> AlertSignal:
+    return AlertSignal(
+        severity=Severity.CRITICAL, model=task.model, version=task.number,
+        source="on-model-changed", monitor="credentials", metric=canonical_id(claimed)[:100],
+        window=f"task-{task.id}",
+        title=f"task {task.id}: a decision as {claimed[:100]} was refused: {refusal}"[:300],
+        detail="Someone may have read a one-time code off the Prefect form, or be guessing "
+               "codes. Ask the person; revoke and enrol them again (`mlc people revoke`, "
+               "`mlc people enroll`) if it was not them.")
 
 
 def pause_timeout(task: HumanTask) -> int:

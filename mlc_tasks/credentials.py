@@ -62,11 +62,11 @@ def totp_counter(at: float | None = None) -> int:
 def matching_counter(secret: str, code: str, at: float | None = None) -> int | None:
     """The step counter whose code this is (within the allowed drift), or None."""
     code = code.strip().replace(" ", "")
-    if len(code) != TOTP_DIGITS or not code.isdigit():
-        return None
+    if len(code) != TOTP_DIGITS or not (code.isascii() and code.isdigit()):
+        return None  # isdigit() alone takes fullwidth and Arabic-Indic digits
     now = totp_counter(at)
     for counter in range(now - TOTP_DRIFT_STEPS, now + TOTP_DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp_code(secret, counter), code):
+        if hmac.compare_digest(totp_code(secret, counter).encode(), code.encode()):
             return counter
     return None
 
@@ -101,7 +101,8 @@ def mint_proof(key: str, claim: DecisionClaim) -> str:
 def read_proof(key: str, proof: str) -> DecisionClaim | None:
     """The claim a proof carries if its signature is ours, else None."""
     body, _, signature = proof.strip().partition(".")
-    if not body or not signature or not hmac.compare_digest(_signature(key, body), signature):
+    if not (body and signature and proof.isascii()) or not hmac.compare_digest(
+            _signature(key, body).encode(), signature.encode()):
         return None
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))

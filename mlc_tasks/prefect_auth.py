@@ -32,8 +32,11 @@ def auth_headers(auth_string: str | None = None) -> dict[str, str]:
 
 def stored_auth(home: Path) -> str | None:
     """The auth string `mlc up` keeps under this home, when this user may read it."""
+    from mlc_tasks.settings import refuse_open_secret
+
     path = home / AUTH_FILE
     try:
+        refuse_open_secret(path)
         return path.read_text().strip() or None
     except OSError:  # none yet, or another user's installation
         return None

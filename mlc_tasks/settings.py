@@ -259,11 +259,11 @@ class MlcSettings(BaseSettings):
                 pass
             finally:
                 temp.unlink()
-        _refuse_open_secret(path)
+        refuse_open_secret(path)
         return path.read_text().strip()
 
 
-def _refuse_open_secret(path: Path) -> None:
+def refuse_open_secret(path: Path) -> None:
     """A key others on the host may read (or replace) is no secret: refuse it."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:

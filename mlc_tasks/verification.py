@@ -57,14 +57,23 @@ class Verdict(BaseModel):
 Lookup = Callable[[str], Principal | None]
 Secret = Callable[[str], str | None]
 Spend = Callable[[str, str, str], bool]
+Failures = Callable[[str], int]
+MAX_WRONG_CODES = 5  # per person within the window the failures callable counts (15 min)
+WRONG_CODE = "unverified: wrong or expired one-time code"
+REUSED_CODE = "unverified: this one-time code was already used"
 
 
 def verify(attempt: Attempt, expected: Expected, key: str, principal: Lookup,
-           authenticator: Secret, spend: Spend, now: float | None = None) -> Verdict:
+           authenticator: Secret, spend: Spend, failures: Failures = lambda _: 0,
+           now: float | None = None) -> Verdict:
     claimed = canonical_id(attempt.claimed)
     if attempt.proof:
         return _by_proof(attempt, expected, key, principal, spend)
     if attempt.one_time_code:
+        if failures(claimed) >= MAX_WRONG_CODES:  # six digits fall to guessing otherwise
+            return Verdict(person=claimed, channel=FORM_CHANNEL, refusal=(
+                f"unverified: {MAX_WRONG_CODES} wrong one-time codes for {claimed} in the "
+                "last 15 minutes; codes are refused for now (decide with `mlc approve`)"))
         return _by_code(attempt, claimed, principal, authenticator, spend, now)
     return Verdict(person=claimed, channel=FORM_CHANNEL, refusal=(
         "unverified: no one-time code and no proof; enter the code from your authenticator "
@@ -105,9 +114,7 @@ def _by_code(attempt: Attempt, claimed: str, principal: Lookup, authenticator: S
             f"unverified: {claimed} has no authenticator enrolled (`mlc people enroll`)"))
     counter = credentials.matching_counter(secret, attempt.one_time_code or "", now)
     if counter is None:
-        return Verdict(person=claimed, channel=FORM_CHANNEL,
-                       refusal="unverified: wrong or expired one-time code")
+        return Verdict(person=claimed, channel=FORM_CHANNEL, refusal=WRONG_CODE)
     if not spend(claimed, "totp", str(counter)):
-        return Verdict(person=claimed, channel=FORM_CHANNEL,
-                       refusal="unverified: this one-time code was already used")
+        return Verdict(person=claimed, channel=FORM_CHANNEL, refusal=REUSED_CODE)
     return Verdict(person=claimed, channel=FORM_CHANNEL)

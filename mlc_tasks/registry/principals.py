@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mlc_tasks import credentials
 from mlc_tasks.errors import NotFoundError
@@ -81,14 +82,26 @@ class PrincipalBook:
             return row.totp_secret if row is not None and row.revoked_at is None else None
 
     def spend(self, principal_id: str, kind: str, value: str) -> bool:
-        """Mark a one-time value used; False when it was used before."""
+        """Mark a one-time value used; False when it was used before. A code's step must
+        also be later than the person's last accepted one (RFC 6238, 5.2): a code seen being
+        typed is worthless once a newer one was used."""
         try:
             with self.registry.transaction() as session:
+                if kind == "totp" and self._later_step_used(session, principal_id, int(value)):
+                    return False
                 session.add(CredentialUseRow(principal_id=principal_id, kind=kind, value=value,
                                              at=utcnow()))
             return True
         except IntegrityError:
             return False
+
+    @staticmethod
+    def _later_step_used(session: Session, principal_id: str, step: int) -> bool:
+        last = session.execute(
+            select(CredentialUseRow.value).where(CredentialUseRow.principal_id == principal_id,
+                                                 CredentialUseRow.kind == "totp")
+            .order_by(CredentialUseRow.id.desc()).limit(1)).scalar_one_or_none()
+        return last is not None and int(last) >= step
 
     @staticmethod
     def _record(row: PrincipalRow) -> Principal:

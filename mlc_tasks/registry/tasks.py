@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mlc_tasks import approvals
 from mlc_tasks.errors import NotFoundError
 from mlc_tasks.lifecycle import TRANSITIONS, State
+from mlc_tasks.people import canonical_id
 from mlc_tasks.registry import governance
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import HumanTaskRow, ModelRow, TaskDecisionRow, VersionRow
@@ -108,7 +109,9 @@ class TaskBook:
         with self.registry.transaction() as session:
             row = self._row(session, task_id, lock=True)
             task = self._record(session, row)
-            made = TaskDecisionRow(task_id=task_id, actor=claimed[:255], decision=decision.value,
+            # the canonical spelling, so wrong codes count against one person however typed
+            made = TaskDecisionRow(task_id=task_id, actor=canonical_id(claimed)[:255],
+                                   decision=decision.value,
                                    comment=comment, accepted=False, refusal=refusal, via=via,
                                    at=utcnow())
             session.add(made)
@@ -119,6 +122,16 @@ class TaskBook:
                 detail={"number": task.number, "kind": task.kind.value, "claimed": claimed,
                         "decision": decision.value, "via": via, "comment": comment})
             return TaskDecision.model_validate(made)
+
+    def recent_refusals(self, claimed: str, refusal: str, window: timedelta) -> int:
+        """How often an attempt claiming to be this person was refused for this reason lately
+        (over every task: guessing one task's codes and then another's is still guessing)."""
+        since = utcnow() - window
+        with self.registry.transaction() as session:
+            return int(session.execute(
+                select(func.count()).select_from(TaskDecisionRow).where(
+                    TaskDecisionRow.actor == claimed, TaskDecisionRow.refusal == refusal,
+                    TaskDecisionRow.at >= since)).scalar_one())
 
     def decide(self, task_id: int, actor: str, decision: Decision, comment: str, via: str,
                members: set[str], evidence_sha256: str | None = None) -> TaskDecision:

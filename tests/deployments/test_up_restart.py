@@ -30,7 +30,7 @@ from tests.deployments.test_up_retrain import deployed, runs_of, until
 
 AUTO = {"thresholds": {"classification": {"roc_auc": {"min": 0.6}}},
         "approvals": [{"auto_approve": True}], "sensor": {"every": "5s", "settle": "1s"}}
-BY_RITA = {**AUTO, "groups": {"model-risk": ["rita"]},
+BY_RITA = {**AUTO, "people": [{"id": "rita", "groups": ["model-risk"]}],
            "approvals": [{"groups": ["model-risk"], "quorum": 1, "deadline": "2d"}]}
 CLAIMING = {"RUNNING", "PENDING", "PAUSED", "CANCELLING"}
 

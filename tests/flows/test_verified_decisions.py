@@ -118,6 +118,9 @@ def test_only_proved_decisions_count(verified: Stack, examples_dir: Path,
         artifact_sha256="0" * 64, channel="api"))
     assert "not one the control-plane API minted" in str(resume(
         verified, task, {"decision": "approve", "approver": RITA, "proof": forged}).refusal)
+    crafted = resume(verified, task, {"decision": "approve", "approver": RITA,
+                                      "proof": "a.\u00e9"})
+    assert "not one the control-plane API minted" in str(crafted.refusal)
     # the submitter is a member, and proves it, yet may not approve their own version
     sam = people.enroll(SAM, PrincipalKind.PERSON, "local:test")
     own = resume(verified, task, {"decision": "approve", "approver": SAM,
@@ -142,7 +145,7 @@ def test_only_proved_decisions_count(verified: Stack, examples_dir: Path,
 
     trail = verified.registry.audit_events("proved-risk")
     unverified = [e for e in trail if e.action == "task.decision_unverified"]
-    assert [e.detail["claimed"] for e in unverified] == [RITA, RITA, RITA, RITA]
+    assert [e.detail["claimed"] for e in unverified] == [RITA] * 5
     assert all(e.actor == "unverified" for e in unverified)
     accepted = [e for e in trail if e.action == "task.decision"]
     assert [(e.actor, e.detail["via"]) for e in accepted] == [(RITA, "prefect-form"),

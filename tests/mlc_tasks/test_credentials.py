@@ -64,3 +64,11 @@ def test_a_proof_reads_back_only_with_our_key_and_untouched() -> None:
     assert credentials.read_proof("k" * 32, body) is None
     assert credentials.read_proof("k" * 32, "not-a-proof") is None
     assert claim().nonce != claim().nonce
+
+
+def test_crafted_non_ascii_input_is_refused_not_a_crash() -> None:
+    secret = credentials.new_totp_secret()
+    assert credentials.matching_counter(secret, "\u0661\u0662\u0663\u0664\u0665\u0666") is None
+    assert credentials.matching_counter(secret, "\uff11" * 6) is None  # fullwidth digits
+    assert credentials.read_proof("k" * 32, "a.\u00e9") is None
+    assert credentials.read_proof("k" * 32, "\u00e9.abc") is None

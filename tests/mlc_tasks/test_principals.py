@@ -58,3 +58,12 @@ def test_a_one_time_value_is_spent_once(registry) -> None:
     assert not book.spend("rita@bank.example", "totp", "60000000")
     assert book.spend("omar@bank.example", "totp", "60000000")
     assert book.spend("rita@bank.example", "proof", "60000000")
+
+
+def test_a_code_older_than_the_last_one_used_is_spent(registry) -> None:
+    """RFC 6238 5.2: once a newer step was accepted, a code seen being typed earlier (or the
+    one before it, still inside the drift window) is worthless."""
+    book = PrincipalBook(registry)
+    assert book.spend("rita@bank.example", "totp", "60000001")
+    assert not book.spend("rita@bank.example", "totp", "60000000")
+    assert book.spend("rita@bank.example", "totp", "60000002")

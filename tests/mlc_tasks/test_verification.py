@@ -40,7 +40,7 @@ class Book:
         return True
 
     def verify(self, attempt: Attempt):
-        return verify(attempt, EXPECTED, KEY, self.get, self.secret, self.spend, NOW)
+        return verify(attempt, EXPECTED, KEY, self.get, self.secret, self.spend, now=NOW)
 
 
 def proof_for(**changes: object) -> str:
@@ -110,3 +110,18 @@ def test_a_name_alone_proves_nothing() -> None:
     verdict = Book().verify(Attempt(claimed="rita@bank.example", decision="approve"))
     assert not verdict.verified and verdict.person == "rita@bank.example"
     assert verdict.refusal is not None and verdict.refusal.startswith("unverified: no one-time")
+
+
+def test_guessing_codes_locks_the_person_out_of_codes() -> None:
+    """Six digits fall to guessing at a resume a second: after 5 wrong codes in the window
+    even the right code is refused (and a proof from `mlc approve` still works)."""
+    book = Book()
+    locked = verify(Attempt(claimed="rita@bank.example", decision="approve",
+                            one_time_code=code()), EXPECTED, KEY, book.get, book.secret,
+                    book.spend, lambda _pid: 5, NOW)
+    assert "5 wrong one-time codes for rita@bank.example" in str(locked.refusal)
+    assert ("rita@bank.example", "totp", str(credentials.totp_counter(NOW))) not in book.spent
+    proved = verify(Attempt(claimed="rita@bank.example", decision="approve",
+                            proof=proof_for()), EXPECTED, KEY, book.get, book.secret,
+                    book.spend, lambda _pid: 5, NOW)
+    assert proved.verified
