@@ -7,13 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect import runtime as runtime_info
 from prefect.cache_policies import NO_CACHE
 
 from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
-from mlc_tasks.errors import MlcError, TransientError
+from mlc_tasks.errors import DeployRefusedError, MlcError, TransientError
+from mlc_tasks.registry.refusals import record_refusal
 from mlc_tasks.run_requests import refuse_production
 
 ACTOR = "deploy-model"
@@ -52,10 +54,16 @@ def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "
     logger = get_run_logger()
     ctx = Context()
     prod = ctx.policy().deployment.prod
-    refuse_production(tags, prod, "tags")
-    record = ctx.registry.get_version(model, version)
-    runtime = ctx.choose_runtime(tags)
-    refuse_production(runtime.tags, prod, "runtime")
+    try:
+        refuse_production(tags, prod, "tags")
+        record = ctx.registry.get_version(model, version)
+        runtime = ctx.choose_runtime(tags)
+        refuse_production(runtime.tags, prod, "runtime")
+    except DeployRefusedError as exc:  # someone with Prefect access tried: on the record
+        record_refusal(ctx.registry, actor=ACTOR, action="deploy.refused", model=model,
+                       reason=str(exc), detail={"version": version, "tags": tags,
+                                                "flow_run": str(runtime_info.flow_run.id)})
+        raise
     client = ctx.runtime_client(runtime.url)
     try:
         done = deploy_version(ctx.registry, client, runtime, record, ACTOR, reason)

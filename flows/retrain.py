@@ -27,6 +27,7 @@ from mlc_tasks.packages import ModelType, TrainingSpec
 from mlc_tasks.people import system_actor
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
+from mlc_tasks.registry.refusals import record_refusal
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.run_requests import Trigger, checked_trigger
 from mlc_tasks.submission import stored_spec
@@ -96,15 +97,24 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual",
     `trigger` (manual, schedule, new data, notification) says what asked; an event may carry
     any parameters, so it is checked, and the audited actor is this flow."""
     ctx, logger = Context(), get_run_logger()
-    asked = checked_trigger(trigger)
-    requester = requested_by(ctx, model, asked, request)
     record = ctx.registry.get_model(model)
-    champion = ChampionBook(ctx.registry).champion(model)
-    if champion is None:
-        raise InvalidInputError(f"model: '{model}' has no champion in production to challenge")
-    rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
-    new = retraining.read_new_data(data, record.data_location, utcnow().date(),
-                                   rule.window_days, LocationPolicy.from_settings(ctx.settings))
+    try:
+        asked = checked_trigger(trigger)
+        requester = requested_by(ctx, model, asked, request)
+        champion = ChampionBook(ctx.registry).champion(model)
+        if champion is None:
+            raise InvalidInputError(f"model: '{model}' has no champion in production to "
+                                    "challenge")
+        rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
+        new = retraining.read_new_data(data, record.data_location, utcnow().date(),
+                                       rule.window_days, LocationPolicy.from_settings(ctx.settings))
+    except InvalidInputError as exc:  # an event or run may carry anything: on the record
+        record_refusal(ctx.registry, actor=FLOW, action="model.retraining_refused",
+                       model=model, reason=str(exc), detail={
+                           "trigger": trigger[:100], "data": (data or "")[:1000],
+                           "request": (request or "")[:64],
+                           "flow_run": str(runtime.flow_run.id)})
+        raise
     logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, asked,
                 len(new.rows), new.uri)
     with ctx.registry.transaction() as session:  # what asked, in the model's story

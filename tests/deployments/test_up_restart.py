@@ -23,7 +23,7 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.arrivals import ArrivalBook
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import free_port, mlc_bin, mlc_env
+from tests.conftest import enroll, free_port, mlc_bin, mlc_env
 from tests.deployments.test_up import PrefectApi, processes_with
 from tests.deployments.test_up_approval import Up, flow_run_state, waiting
 from tests.deployments.test_up_retrain import deployed, runs_of, until
@@ -133,7 +133,8 @@ def test_restart_leaves_nothing_stuck_and_the_sensor_sees_only_new_data(
                     if r["parameters"].get("data", "").endswith(known.name)]
 
         outsider = {k: v for k, v in env.items() if k not in ("MLC_HOME", "MLC_DATABASE_URL")}
-        outsider.update(HOME=str(tmp_path / "elsewhere"), MLC_API_URL=f"http://127.0.0.1:{api_port}")
+        outsider.update(HOME=str(tmp_path / "elsewhere"), MLC_API_URL=f"http://127.0.0.1:{api_port}",
+                        MLC_TOKEN=enroll(local_settings, "ops@bank.example"))
         (tmp_path / "elsewhere").mkdir()
         listed = subprocess.run([mlc_bin(), "versions", "credit-risk"], env=outsider,
                                 cwd=tmp_path / "elsewhere", capture_output=True, text=True)
@@ -143,11 +144,11 @@ def test_restart_leaves_nothing_stuck_and_the_sensor_sees_only_new_data(
                                 str(daily / "later.csv")], env=outsider,
                                cwd=tmp_path / "elsewhere", capture_output=True, text=True)
         assert asked.returncode == 0, asked.stderr
-        started = re.search(r"started: http://127\.0\.0\.1:\d+/runs/flow-run/([0-9a-f-]{36})",
-                            asked.stdout)
-        assert started, asked.stdout
-        run = api.get(f"/flow_runs/{started[1]}").json()
-        assert run["parameters"]["model"] == "credit-risk", run
+        request = re.search(r"request ([0-9a-f-]{36})", asked.stdout)
+        assert request, asked.stdout
+        until(lambda: [r for r in runs_of(api, "retrain")
+                       if r["parameters"].get("request") == request[1]],
+              "the asked retraining's run", 60)
         refused = [r["name"] for r in runs_of_any(api, "data-sensor")
                    if r["id"] not in before and r["state"]["type"] == "CANCELLED"]
         assert refused == [], "a sensor run was refused its slot in normal operation"

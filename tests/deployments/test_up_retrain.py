@@ -21,7 +21,7 @@ from mlc_tasks.registry import Registry
 from mlc_tasks.registry.arrivals import ArrivalBook
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import free_port, mlc_bin, mlc_env
+from tests.conftest import enroll, free_port, mlc_bin, mlc_env
 from tests.deployments.test_up import PrefectApi
 from tests.deployments.test_up_approval import Up
 
@@ -104,8 +104,9 @@ def test_new_data_retrains_promotes_and_notifications_are_signed(
         assert len(runs_of(api, "daily-backtest")) == 1
         assert len(runs_of(api, "retrain")) == 1
 
+        auditor = enroll(local_settings, "auditor@bank.example")
         story = subprocess.run([mlc_bin(), "audit", "credit-risk"], capture_output=True,
-                               text=True, env={**env, "PREFECT_API_URL": api.url}, check=True)
+                               text=True, env={**env, "MLC_TOKEN": auditor}, check=True)
         for step in ("data.arrived", "model.retraining", "version.compared", "model.champion",
                      "notification.accepted"):
             assert step in story.stdout, (step, story.stdout[-3000:])

@@ -10,6 +10,7 @@ import hashlib
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,9 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     task = waiting_task(rt, "retrain-win", seconds=180)
     challenger = rt.registry.get_version_by_id(task.version_id)
     assert (challenger.number, task.kind) == (2, "approval")
+    # the sensor asked (no person): the system submitted it, and the owner may not approve
+    assert challenger.created_by == "system:new-data"
+    assert task.detail["excluded"] == {champion_owner(rt, "retrain-win"): "owns"}
     compared = ChampionBook(rt.registry).comparison(challenger.id)
     assert compared is not None and compared.outcome == "promote", compared
     assert "DeLong" in compared.reason and compared.champion_version_id == champion.id
@@ -169,6 +173,39 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     assert ("task.decision", str(task.id)) in trail or any(a == "task.decision" for a, _ in trail)
     listed = people_api.mlc("rita", "comparisons", "retrain-win")
     assert listed.exit_code == 0 and "promote" in listed.stdout
+
+
+def champion_owner(stack: Stack, model: str) -> str:
+    return stack.registry.get_model(model).owner
+
+
+def test_whoever_asked_for_a_retraining_submits_the_challenger_and_may_not_approve_it(
+        rt, people_api: PeopleApi, examples_dir, tmp_path) -> None:
+    champion_in_prod(rt, examples_dir, tmp_path, "retrain-asked", "high")
+    data = new_rows(examples_dir, tmp_path, slice(0, 1500))
+    request = str(uuid.uuid4())
+    with rt.registry.transaction() as session:  # what the API records for `mlc retrain`
+        rt.registry.append_audit(session, actor="omar", action="model.retrain_requested",
+                                 entity="model", entity_id="retrain-asked",
+                                 model="retrain-asked", detail={"request": request})
+    run = InThread(retrain, "retrain-asked", data=data, trigger="manual", request=request)
+    task = waiting_task(rt, "retrain-asked", seconds=180)
+    assert rt.registry.get_version_by_id(task.version_id).created_by == "omar"
+    own = people_api.decide("omar", "approve", task.id)
+    assert own.exit_code == 1 and "omar submitted retrain-asked:2" in own.output
+    assert people_api.decide("rita", "reject", task.id, "enough for the test").exit_code == 0
+    run.join()
+    # the same request again is not a second retraining by omar
+    replay = retrain("retrain-asked", data=data, trigger="manual", request=request,
+                     return_state=True)
+    assert replay.is_failed() and "already carried out" in str(replay.message)
+    forged = retrain("retrain-asked", data=data, trigger="manual", request=str(uuid.uuid4()),
+                     return_state=True)
+    assert forged.is_failed() and "no retraining of retrain-asked was requested" in str(
+        forged.message)
+    refused = [e for e in rt.registry.audit_events("retrain-asked")
+               if e.action == "model.retraining_refused"]
+    assert len(refused) == 2
 
 
 def test_a_tied_challenger_is_insufficient_evidence_and_the_champion_stays(
