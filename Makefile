@@ -58,6 +58,7 @@ bench: examples
 	$(BIN)/python benchmarks/pipeline_bench.py
 	$(BIN)/python benchmarks/drift_bench.py
 	$(BIN)/python benchmarks/backtest_bench.py
+	$(BIN)/python benchmarks/cli_bench.py
 	$(BIN)/python benchmarks/comparison_bench.py
 
 clean:

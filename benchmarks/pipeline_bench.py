@@ -7,7 +7,9 @@ PostgreSQL when MLC_BENCH_PREFECT_PG_URL is set (an asyncpg URL of an empty data
     .venv/bin/python examples/generate.py examples/credit-risk
     .venv/bin/python benchmarks/pipeline_bench.py
 
-Everything runs on loopback with a throwaway MLC_HOME and PREFECT_HOME.
+Everything runs on loopback with a throwaway MLC_HOME and PREFECT_HOME; the bench's own
+Prefect server runs without auth. `mlc submit` goes through the control-plane API as the
+enrolled service `bench`; approvals resume as `rita` with her current one-time code.
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pandas as pd
 import yaml
 
-from mlc_tasks import evaluation
+from mlc_tasks import credentials, evaluation
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.lifecycle import State
 from mlc_tasks.packages import ModelType
+from mlc_tasks.people import PrincipalKind
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import Registry
+from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient, deploy_version
 from mlc_tasks.scan import scan_version
@@ -49,7 +54,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "credit-risk"
 RUNS = 3
 TOKEN = "bench-token"
 BIN = Path(sys.executable).parent
-POLICY = {"groups": {"risk": ["rita"]},
+POLICY = {"people": [{"id": "rita", "groups": ["risk"]}],
           "approvals": [{"match": {"risk_tier": ["high"]}, "groups": ["risk"], "deadline": "1h"},
                         {"auto_approve": True}],
           "thresholds": {"classification": {"roc_auc": {"min": 0.6}}}}
@@ -74,16 +79,21 @@ def wait_healthy(url: str, seconds: float = 120) -> None:
 
 
 def training_package(root: Path, seed: int, risk_tier: str = "low") -> Path:
-    """The credit-risk example, trained by the pipeline (low risk: auto-approved)."""
+    """The credit-risk example, trained by the pipeline (low risk: auto-approved). High risk
+    is its own model: a registered model's risk tier is not changed by a package."""
     folder = root / f"pkg-{seed}"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("model.skops"))
     spec = yaml.safe_load((folder / "model.yaml").read_text())
     spec.pop("artifact"), spec.pop("lineage")
-    spec.update(name="bench-risk", risk_tier=risk_tier, training={
+    spec.update(name=model_name(risk_tier), risk_tier=risk_tier, training={
         "estimator": "gradient_boosting", "data": "data/train.csv", "seed": seed,
         "params": {"n_estimators": 60, "max_depth": 3}})
     (folder / "model.yaml").write_text(yaml.safe_dump(spec))
     return folder
+
+
+def model_name(risk_tier: str) -> str:
+    return "bench-risk" if risk_tier == "low" else f"bench-risk-{risk_tier}"
 
 
 class Stack:
@@ -100,10 +110,12 @@ class Stack:
                         MLC_DATA_ROOTS=json.dumps([str(root / "daily")]),
                         MLC_POLICY_FILE=str(root / "policy.yaml"), PREFECT_API_URL=self.api,
                         PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_API_PORT=str(port),
-                        PREFECT_RUNNER_POLL_FREQUENCY="1",
+                        MLC_API_PORT=str(free_port()), PREFECT_RUNNER_POLL_FREQUENCY="1",
                         PREFECT_SERVER_ANALYTICS_ENABLED="false")
         if prefect_db:
             self.env["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_db
+        for name in ("MLC_HOME", "MLC_DATA_ROOTS"):  # the bare script checks locations as the
+            os.environ[name] = self.env[name]  # stack does
         self.spawn([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
                     "--port", str(port)])
         wait_healthy(f"{self.api}/health")
@@ -115,6 +127,8 @@ class Stack:
             self.runtimes[name] = f"http://127.0.0.1:{rport}"
             wait_healthy(f"{self.runtimes[name]}/health")
         self.spawn([sys.executable, "-m", "deployments.serve"])
+        self.spawn([sys.executable, "-m", "deployments.api"])
+        wait_healthy(f"http://127.0.0.1:{self.env['MLC_API_PORT']}/health")
         deadline = time.monotonic() + 120
         while not httpx.post(f"{self.api}/automations/filter", json={}).json():
             if time.monotonic() > deadline:
@@ -123,6 +137,11 @@ class Stack:
         time.sleep(2)  # the trigger service loads new automations
         self.registry = Registry(f"sqlite:///{self.home / 'registry.db'}",  # the stack's key
                                  audit_key=MlcSettings(home=self.home).resolved_audit_key())
+        book = PrincipalBook(self.registry)  # as `mlc people enroll` does
+        self.env["MLC_TOKEN"] = book.enroll("bench", PrincipalKind.SERVICE, "bench").token
+        uri = str(book.enroll("rita", PrincipalKind.PERSON, "bench").otpauth_uri)
+        self.rita_secret = parse_qs(urlsplit(uri).query)["secret"][0]
+        self.rita_step = 0  # each step's code is accepted once, and only after older ones
 
     def spawn(self, command: list[str]) -> None:
         log = open(self.home.parent / f"{len(self.children)}.log", "wb")  # noqa: SIM115
@@ -142,11 +161,21 @@ class Stack:
                 raise RuntimeError(f"bench-risk:{number} did not reach production")
             time.sleep(0.05)
         total = time.perf_counter() - start
-        run = httpx.post(f"{self.api}/flow_runs/filter", json={
-            "sort": "EXPECTED_START_TIME_DESC", "limit": 1,
-            "flows": {"name": {"any_": ["on-model-changed"]}}}).json()[0]
-        return {"total": total, "submit": submitted - start,
-                "run": float(run["total_run_time"]) or total}
+        return {"total": total, "submit": submitted - start, "run": self.run_seconds(number)}
+
+    def run_seconds(self, number: int) -> float:
+        """The run time Prefect recorded for this version's on-model-changed run, once it
+        has ended (production is reached a moment before the run finishes)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            runs = httpx.post(f"{self.api}/flow_runs/filter", json={
+                "flows": {"name": {"any_": ["on-model-changed"]}}}).json()
+            mine = [r for r in runs if r["parameters"] == {"model": "bench-risk",
+                                                           "number": number}]
+            if mine and mine[0]["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED"):
+                return float(mine[0]["total_run_time"])
+            time.sleep(0.1)
+        raise RuntimeError(f"the on-model-changed run of bench-risk:{number} did not end")
 
     def approval_latency(self, folder: Path) -> float:
         """Seconds from the approval's resume call until the flow has recorded it and moved
@@ -155,27 +184,42 @@ class Stack:
                               capture_output=True, text=True, check=True)
         number = int(done.stdout.split(":")[1].split()[0])
         task = self.wait_for_pause(number)
+        code = self.rita_code()
         start = time.perf_counter()
         answer = httpx.post(f"{self.api}/flow_runs/{task.flow_run_id}/resume", json={
-            "run_input": {"decision": "approve", "approver": "rita", "comment": "bench"}})
-        assert answer.json()["status"] == "ACCEPT", answer.text
-        while self.registry.get_version("bench-risk", number).state == State.TESTED:
+            "run_input": {"decision": "approve", "approver": "rita", "one_time_code": code,
+                          "comment": "bench"}})
+        assert answer.status_code in (200, 201) and answer.json()["status"] == "ACCEPT", (
+            answer.status_code, answer.text)
+        name = model_name("high")
+        while self.registry.get_version(name, number).state == State.TESTED:
+            if time.perf_counter() - start > 120:
+                raise RuntimeError(f"{name}:{number}: rita's approval was not accepted")
             time.sleep(0.02)
         latency = time.perf_counter() - start
-        while self.registry.get_version("bench-risk", number).state != State.DEPLOYED:
+        while self.registry.get_version(name, number).state != State.DEPLOYED:
             time.sleep(0.1)
         return latency
+
+    def rita_code(self) -> str:
+        """Rita's code of the first step later than her last one (the next step's code is
+        accepted too, for clock skew), waiting when even that was used."""
+        while (step := max(credentials.totp_counter(), self.rita_step + 1)) > \
+                credentials.totp_counter() + credentials.TOTP_DRIFT_STEPS:
+            time.sleep(0.5)
+        self.rita_step = step
+        return credentials.totp_code(self.rita_secret, step)
 
     def wait_for_pause(self, number: int) -> HumanTask:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            for task in TaskBook(self.registry).list(model="bench-risk"):
+            for task in TaskBook(self.registry).list(model=model_name("high")):
                 if task.number == number and task.flow_run_id and httpx.get(
                         f"{self.api}/flow_runs/{task.flow_run_id}").json()["state"][
                         "type"] == "PAUSED":
                     return task
             time.sleep(0.1)
-        raise RuntimeError(f"bench-risk:{number} did not wait for approval")
+        raise RuntimeError(f"{model_name('high')}:{number} did not wait for approval")
 
     def stop(self) -> None:
         self.registry.close()

@@ -8,9 +8,15 @@ folder or HOME finds the running installation, and the stored reports a browser 
                                    the caller it authenticates (deployments/api_auth.py);
                                    reads (api_read.py), actions (api_actions.py), /docs
 
-The installation answer names no secret: a registry URL is given without its password. A
-report's name is the sha256 of its bytes, known to whoever can read the result that links it;
+The installation answer is unauthenticated, so it names no secret and only what a command
+needs: every URL in it loses its user info (user:password@) and its query string. A report's
+name is the sha256 of its bytes, known to whoever can read the result that links it;
 it is served as text/html in a sandbox (no access to this origin), never as anything else.
+
+Served without proxy headers: uvicorn would otherwise rewrite the client address from
+X-Forwarded-For sent from 127.0.0.1, and then any local process could claim to be a trusted SSO
+proxy. The trusted-proxy check (api_auth.py) sees the real TCP peer; listing 127.0.0.1 in
+MLC_TRUSTED_PROXIES therefore means every process on this host can be anyone.
 
 Run by `mlc up`, or alone: `python -m deployments.api`.
 """
@@ -18,6 +24,7 @@ Run by `mlc up`, or alone: `python -m deployments.api`.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -40,13 +47,24 @@ REPORT_HEADERS = {
 
 
 def installation(settings: MlcSettings, prefect_api_url: str) -> dict[str, Any]:
-    """What a command needs to work with this installation, without secrets."""
-    registry = make_url(settings.registry_url()).render_as_string(hide_password=True)
-    return {"home": str(settings.home.resolve()), "registry_url": registry,
-            "prefect_api_url": prefect_api_url, "api_url": settings.installation_url(),
+    """What a command needs to work with this installation (deployments/installation.py reads
+    it), without secrets: no password, user info or query string in any URL."""
+    registry = make_url(settings.registry_url()).set(query={})
+    return {"home": str(settings.home.resolve()),
+            "registry_url": registry.render_as_string(hide_password=True),
+            "prefect_api_url": public_url(prefect_api_url),
             "policy_file": str(settings.policy_file.resolve()) if settings.policy_file else "",
-            "trusted_types": settings.trusted_types, "audit_anchor_url": settings.anchor_url(),
-            "data_roots": settings.data_roots}
+            "trusted_types": settings.trusted_types,
+            "audit_anchor_url": public_url(settings.anchor_url()),
+            "data_roots": [public_url(root) for root in settings.data_roots]}
+
+
+def public_url(location: str) -> str:
+    """A URL without user info, query or fragment (where credentials ride); a path as is."""
+    if "://" not in location:
+        return location
+    parts = urlsplit(location)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 def error_status(exc: MlcError) -> int:
@@ -101,8 +119,9 @@ def main() -> None:
 
     settings = MlcSettings()
     prefect = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url()
+    # no proxy headers: the SSO check must see the real peer, not what X-Forwarded-For claims
     uvicorn.run(create_app(settings, prefect), host=settings.host, port=settings.api_port,
-                log_level="warning")
+                log_level="warning", proxy_headers=False, forwarded_allow_ips=[])
 
 
 if __name__ == "__main__":

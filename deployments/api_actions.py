@@ -160,12 +160,14 @@ def add_model_routes(router: APIRouter, ctx: Context) -> None:
     @router.post("/models/{name}/deploy")
     def deploy(name: str, body: DeployBody, principal: Annotated[Principal, Depends(operator)]
                ) -> dict[str, Any]:
-        """A verified manual deploy onto the one live runtime whose tags match."""
+        """A verified manual deploy onto the one live runtime whose tags match; a runtime with
+        the policy's production tags (whatever they are) takes approved versions only."""
         tags = runtimes.parse_tags(body.tags) if isinstance(body.tags, str) else body.tags
         record = ctx.registry.get_version(name, body.version)
         runtime = ctx.choose_runtime(tags)
         done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime,
-                                       record, principal.id, body.reason)
+                                       record, principal.id, body.reason,
+                                       ctx.policy().deployment.prod)
         return {"deployed": done, "version": dumped(record), "runtime": dumped(runtime)}
 
     @router.post("/models/{name}/rollback")
@@ -177,7 +179,8 @@ def add_model_routes(router: APIRouter, ctx: Context) -> None:
         target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
         version = ctx.registry.get_version(name, target.version_number)
         runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime, version,
-                                principal.id, f"{body.reason}: back to {version.ref}")
+                                principal.id, f"{body.reason}: back to {version.ref}",
+                                stages.prod)
         return {"version": dumped(version), "runtime": dumped(runtime)}
 
     @router.patch("/models/{name}")

@@ -4,7 +4,12 @@ A caller proves who they are with `Authorization: Bearer <token>` (issued by `ml
 enroll`, kept only as a hash), or through a proxy that authenticated them and names them in
 MLC_TRUSTED_USER_HEADER; that header counts only when the TCP peer is one of
 MLC_TRUSTED_PROXIES (anyone else could type it), and names a person of the policy. Nothing
-falls back: a header from another address is refused even with a token beside it."""
+falls back: a header from another address is refused even with a token beside it.
+
+The peer is the real TCP peer: the API is served without uvicorn's proxy headers
+(deployments/api.py), so an X-Forwarded-For line cannot make a local process look like the
+proxy. Listing 127.0.0.1 (or ::1) as a trusted proxy means that every process on this host can
+name itself anyone; trust only the proxy's own address, and let it reach the API alone."""
 
 from collections.abc import Callable
 from typing import Annotated
@@ -43,7 +48,7 @@ def authenticate(ctx: Context, request: Request) -> Principal:
 
 
 def sso_person(ctx: Context, request: Request, header: str) -> Principal:
-    peer = request.client.host if request.client else "unknown"
+    peer = request.client.host if request.client else "unknown"  # the TCP peer itself
     if peer not in ctx.settings.trusted_proxies:
         raise unauthorized(f"the {header} header is accepted only from a trusted proxy "
                            f"(MLC_TRUSTED_PROXIES); {peer} is not one")

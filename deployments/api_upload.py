@@ -1,20 +1,50 @@
 """A package folder uploaded as a tar.gz: packed by `mlc submit`, unpacked by the API into a
 private temporary folder. Only regular files and folders under the archive's root are taken:
 an absolute name, a '..', a link, a device or a fifo is refused naming the member, as are more
-files or bytes than a package may have; nothing is written before every member is checked."""
+files or bytes than a package may have; nothing is written before every member is checked.
+
+A small body can decompress to a lot, and tarfile reads a pax or GNU long-name header whole
+into memory before any member is checked: the body is first decompressed into a temporary file
+that stops at the unpacked limit (plus room for tar's own headers), then read as plain tar with
+every extended header bounded (MAX_HEADER_BYTES) and GNU sparse members refused."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
+import tempfile
+import zlib
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from mlc_tasks.errors import InvalidPackageError
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the compressed body
 MAX_FILES = 2_000
 MAX_UNPACKED_BYTES = 1024 * 1024 * 1024
+HEADER_ALLOWANCE = 64 * 1024 * 1024  # tar's headers and padding beside the files' bytes
+MAX_HEADER_BYTES = 64 * 1024  # one pax / GNU long-name header
+EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+            tarfile.GNUTYPE_LONGLINK)
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose extended headers are checked before tarfile reads them whole."""
+
+    def _proc_member(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type == tarfile.GNUTYPE_SPARSE:
+            raise InvalidPackageError(f"package member '{self.name}': a sparse file")
+        if self.type in EXTENDED and self.size > MAX_HEADER_BYTES:
+            raise InvalidPackageError(
+                f"package: an extended (pax or GNU long-name) header of {self.size} bytes; at "
+                f"most {MAX_HEADER_BYTES >> 10} KiB")
+        return super()._proc_member(tarfile_)
+
+    def _proc_gnusparse_10(self, next_: tarfile.TarInfo, *_: object) -> None:
+        # a pax-announced sparse map, which tarfile would read with no bound
+        raise InvalidPackageError(f"package member '{next_.name}': a sparse file")
 
 
 def pack(folder: Path) -> bytes:
@@ -74,17 +104,37 @@ def checked_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
 
 
 def unpack(body: bytes, target: Path) -> Path:
-    """Unpack an uploaded package into `target` (an empty private folder); returns it."""
-    try:
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-            members = checked_members(archive)
-            for member in members:
-                write_member(archive, member, target)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise InvalidPackageError(f"package: not a readable tar.gz archive ({exc})") from exc
+    """Unpack an uploaded package into `target` (not there yet; its parent a private folder,
+    which also holds the decompressed archive while it is read); returns it."""
+    with tempfile.TemporaryFile(dir=target.parent) as plain:
+        decompress(body, plain)
+        try:
+            with tarfile.open(fileobj=plain, mode="r:", tarinfo=BoundedTarInfo) as archive:
+                members = checked_members(archive)
+                for member in members:
+                    write_member(archive, member, target)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise InvalidPackageError(f"package: not a readable tar.gz archive ({exc})") from exc
     if not (target / "model.yaml").is_file():
         raise InvalidPackageError("package: no model.yaml at the archive's root")
     return target
+
+
+def decompress(body: bytes, plain: IO[bytes]) -> None:
+    """The gzip body into `plain` (left at its start), refused once it grows past the limit."""
+    limit, written = MAX_UNPACKED_BYTES + HEADER_ALLOWANCE, 0
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as source:
+            while chunk := source.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise InvalidPackageError(
+                        f"package: over {limit >> 20} MB once decompressed (at most "
+                        f"{MAX_UNPACKED_BYTES >> 20} MB of files, with their tar headers)")
+                plain.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InvalidPackageError(f"package: not a readable tar.gz archive ({exc})") from exc
+    plain.seek(0)
 
 
 def write_member(archive: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:

@@ -695,7 +695,8 @@ def runtime_start(
                            settings.capture_max_bytes_per_day)
     limits = RequestLimits(max_bytes=settings.max_request_bytes, max_rows=settings.max_rows)
     application = create_app(name, parsed, token, settings.trusted_types, ctx.registry, url,
-                             settings.heartbeat_seconds, capture, limits)
+                             settings.heartbeat_seconds, capture, limits,
+                             prod=ctx.policy().deployment.prod)
     uvicorn.run(application, host=settings.host, port=port, log_level="warning")
 
 

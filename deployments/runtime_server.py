@@ -3,7 +3,7 @@
 Predict follows MLflow's scoring server (`POST /invocations` with JSON `dataframe_split` or
 `dataframe_records`, or CSV; answering `{"predictions": [...]}`), within limits on bytes, rows
 and media types. Admin endpoints need this runtime's own bearer token, and deploy only what the
-registry allows under the runtime's `env` tag.
+registry allows on it (production: its tags hold the policy's production tags).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hmac
 import logging
 import platform
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +43,7 @@ from mlc_tasks.errors import (
     UnsupportedMediaTypeError,
 )
 from mlc_tasks.registry import Registry
+from mlc_tasks.run_requests import BUILT_IN_PROD, is_production
 from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest
 from mlc_tasks.scoring import (
     RequestLimits,
@@ -185,13 +186,13 @@ def scoring_refusal(exc: Exception) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-def registered_request(registry: Registry, request: DeployRequest, env: str | None
+def registered_request(registry: Registry, request: DeployRequest, production: bool
                        ) -> DeployRequest:
     """The registry's version the request names, if this runtime may serve it; else 409 (503
     when the registry does not answer)."""
     try:
         version = registry.get_version_by_id(request.version_id)
-        return runtimes.check_request(request, version, env)
+        return runtimes.check_request(request, version, production)
     except NotFoundError as exc:
         raise HTTPException(409, f"deploy refused: the registry has no version "
                                  f"{request.version_id} ({request.model}:{request.number})"
@@ -206,11 +207,13 @@ def create_app(
     name: str, tags: dict[str, str], token: str, reviewed_types: list[str],
     registry: Registry, public_url: str, heartbeat_seconds: float = 15.0,
     capture: InputCapture | None = None, limits: RequestLimits | None = None,
+    prod: Mapping[str, str] = BUILT_IN_PROD,
 ) -> FastAPI:
     """The runtime app: it registers itself, restores what the registry says it serves, beats
-    its heartbeat, and serves only what the registry allows under its `env` tag."""
+    its heartbeat, and serves only what the registry allows on it: approved versions only when
+    its tags hold all of `prod` (the policy's production tags)."""
     slot = ScoringSlot(reviewed_types)
-    env, limits = tags.get("env"), limits or RequestLimits()
+    production, limits = is_production(tags, prod), limits or RequestLimits()
 
     def is_admin(authorization: str | None) -> bool:
         scheme, _, given = (authorization or "").partition(" ")
@@ -222,13 +225,13 @@ def create_app(
             raise HTTPException(401, "admin endpoints need the runtime's bearer token")
 
     def still_allowed(served: Served) -> None:
-        registered_request(registry, served.request, env)
+        registered_request(registry, served.request, production)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         registry.upsert_runtime(name, public_url, tags, capabilities())
-        await run_in_threadpool(_restore, registry, name, tags, slot)
+        await run_in_threadpool(_restore, registry, name, production, slot)
         threading.Thread(target=_beat, args=(registry, name, stop, heartbeat_seconds),
                          daemon=True).start()
         yield
@@ -245,7 +248,7 @@ def create_app(
 
     @app.post("/admin/deploy", dependencies=[Depends(require_admin)])
     def deploy(request: DeployRequest) -> dict[str, Any]:
-        registered = registered_request(registry, request, env)
+        registered = registered_request(registry, request, production)
         try:
             served = slot.deploy(registered)
         except (InvalidInputError, OSError) as exc:
@@ -281,7 +284,7 @@ def create_app(
     return app
 
 
-def _restore(registry: Registry, name: str, tags: dict[str, str], slot: ScoringSlot) -> None:
+def _restore(registry: Registry, name: str, production: bool, slot: ScoringSlot) -> None:
     """After a restart, serve again what the registry says this runtime serves, if the version
     may still run under the runtime's tags now (a runtime restarted as env=prod is checked)."""
     current = registry.current_deployment(name)
@@ -289,7 +292,7 @@ def _restore(registry: Registry, name: str, tags: dict[str, str], slot: ScoringS
         return
     try:
         version = registry.get_version_by_id(current.version_id)
-        lifecycle.check_deployable(version.state, tags.get("env"))
+        lifecycle.check_deployable(version.state, production)
         slot.deploy(DeployRequest.for_version(version))
         log.info("%s restored %s:%d", name, current.model, current.version_number)
     except (MlcError, OSError) as exc:

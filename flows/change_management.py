@@ -94,7 +94,8 @@ def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[Tes
     what = "; ".join(f"{c.metric} {c.value if c.value is None else round(c.value, 4)} "
                      f"(critical {c.op} {c.threshold:g})" for c in breaches)
     runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime.url), runtime, previous,
-                            source, f"automatic rollback from {version.ref}: {what}")
+                            source, f"automatic rollback from {version.ref}: {what}",
+                            prod=ctx.policy().deployment.prod)
     raise_alert(AlertSignal(
         severity=Severity.CRITICAL, model=version.model, version=version.number, source=source,
         monitor="auto-rollback", metric="rollback", window=f"v{version.number}",

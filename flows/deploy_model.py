@@ -66,7 +66,7 @@ def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "
         raise
     client = ctx.runtime_client(runtime.url)
     try:
-        done = deploy_version(ctx.registry, client, runtime, record, ACTOR, reason)
+        done = deploy_version(ctx.registry, client, runtime, record, ACTOR, reason, prod=prod)
     except MlcError as exc:
         raise_alert(deploy_failed(record.model, record.number, runtime.name,
                                   runtime.tags.get("env"), exc))

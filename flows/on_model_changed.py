@@ -292,7 +292,7 @@ def deploy_stage(ctx: Context, version: VersionRecord, stage: str) -> None:
     delays = ctx.settings.deploy_retry_delays
     deploy = deploy_version.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
     done = deploy(ctx.registry, ctx.runtime_client(runtime.url), runtime, current, FLOW,
-                  f"{FLOW}: {stage} stage")
+                  f"{FLOW}: {stage} stage", prod=ctx.policy().deployment.prod)
     get_run_logger().info("%s %s %s (%s stage)", runtime.name,
                           "now serves" if done else "already served", version.ref, stage)
 

@@ -101,7 +101,8 @@ def _replay_version(replayed: Replayed, event: AuditEvent) -> None:
         replayed.versions[event.entity_id] = (detail["to"], event.seq)
     elif event.action == DEPLOYED_TO:
         replayed.deployed[detail["runtime"]].append(event)
-        if detail.get("env") == "prod":  # what production serves is the champion
+        # what production serves is the champion (older rows only name the env tag)
+        if detail.get("production", detail.get("env") == "prod"):
             replayed.champions[str(event.model)] = (event.entity_id, event.seq)
 
 

@@ -42,19 +42,21 @@ def check_transition(current: State, target: State) -> None:
         )
 
 
-def check_deployable(state: State, env: str | None) -> None:
+def check_deployable(state: State, production: bool) -> None:
     """Production takes only approved (or already deployed) versions; other runtimes take any
-    version that is still alive, so that QA can try what is not yet approved."""
+    version that is still alive, so that QA can try what is not yet approved. Whether a runtime
+    is production is the caller's to say: its tags hold all the policy's production tags
+    (run_requests.is_production), whatever they are named."""
     if state in TERMINAL:
         raise IllegalTransitionError(f"a {state} version cannot be deployed")
-    if env == "prod" and state not in (State.APPROVED, State.DEPLOYED):
+    if production and state not in (State.APPROVED, State.DEPLOYED):
         raise IllegalTransitionError(
             f"production takes approved versions only; this version is {state}"
         )
 
 
-def state_after_deploy(state: State, env: str | None) -> State:
+def state_after_deploy(state: State, production: bool) -> State:
     """The state a version has after a deployment: approved becomes deployed in production; a
     version on a non-production runtime (QA) keeps its state."""
-    check_deployable(state, env)
-    return State.DEPLOYED if state == State.APPROVED and env == "prod" else state
+    check_deployable(state, production)
+    return State.DEPLOYED if state == State.APPROVED and production else state

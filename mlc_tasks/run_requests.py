@@ -6,7 +6,9 @@ deploy through the control-plane API)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 
 from mlc_tasks.errors import DeployRefusedError, InvalidInputError
 
@@ -28,10 +30,19 @@ def checked_trigger(value: str) -> Trigger:
         raise InvalidInputError(f"trigger: '{value[:100]}' is not one of {allowed}") from exc
 
 
+# the built-in policy's production stage (policy.DeploymentStages), for callers given none
+BUILT_IN_PROD: Mapping[str, str] = MappingProxyType({"env": "prod"})
+
+
+def is_production(tags: Mapping[str, str], prod: Mapping[str, str]) -> bool:
+    """Whether runtime tags carry all the policy's production tags (deployment.prod)."""
+    return all(tags.get(k) == v for k, v in prod.items())
+
+
 def refuse_production(tags: dict[str, str], prod: dict[str, str], field: str) -> None:
     """Refuse a deploy whose requested tags, or chosen runtime's tags (`field` says which),
     carry all the policy's production tags."""
-    if all(tags.get(k) == v for k, v in prod.items()):
+    if is_production(tags, prod):
         raise DeployRefusedError(
             f"{field}: {_tags(tags)} is production ({_tags(prod)}); deploy-model does not "
             "deploy there: production changes only through on-model-changed, `mlc rollback` "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from mlc_tasks.errors import (
     SmokeTestError,
 )
 from mlc_tasks.registry import DeploymentRecord, Registry, RuntimeRecord, VersionRecord
+from mlc_tasks.run_requests import BUILT_IN_PROD, is_production
 from mlc_tasks.scoring import Column
 
 log = logging.getLogger(__name__)
@@ -92,11 +94,11 @@ class DeployRequest(BaseModel):
         )
 
 
-def check_request(request: DeployRequest, version: VersionRecord, env: str | None
+def check_request(request: DeployRequest, version: VersionRecord, production: bool
                   ) -> DeployRequest:
     """What a runtime may serve for a deploy request: the registry's own version, and only when
     the request names it exactly (artifact URI and sha256 included) and its state allows the
-    runtime's env. DeployRefusedError names the mismatch or the state."""
+    runtime (production or not). DeployRefusedError names the mismatch or the state."""
     try:
         registered = DeployRequest.for_version(version)
     except InvalidInputError as exc:
@@ -107,7 +109,7 @@ def check_request(request: DeployRequest, version: VersionRecord, env: str | Non
         raise DeployRefusedError(f"the request differs from the registry's {version.ref} in "
                                  f"{', '.join(differs)}")
     try:
-        lifecycle.check_deployable(version.state, env)
+        lifecycle.check_deployable(version.state, production)
     except IllegalTransitionError as exc:
         raise DeployRefusedError(f"the registry has {version.ref} as {version.state}: "
                                  f"{exc}") from exc
@@ -170,16 +172,18 @@ def deploy_version(
     version: VersionRecord,
     actor: str,
     reason: str = "",
+    prod: Mapping[str, str] = BUILT_IN_PROD,
 ) -> DeploymentRecord | None:
     """Deploy onto the runtime, smoke-test it, then record it. Checks run before the runtime is
     touched; if the runtime fails or the smoke test does, the runtime goes back to what it
     served and the registry is unchanged. Returns None when the runtime already serves the
     version and the registry knows it (nothing done twice). The client must talk to that
-    runtime (with that runtime's token)."""
+    runtime (with that runtime's token). `prod` is the policy's production tags
+    (deployment.prod): a runtime carrying them all takes approved versions only."""
     if client.url != runtime.url.rstrip("/"):
         raise InvalidInputError(f"the client talks to {client.url}, not to runtime "
                                 f"{runtime.name} at {runtime.url}")
-    lifecycle.check_deployable(version.state, runtime.tags.get("env"))
+    lifecycle.check_deployable(version.state, is_production(runtime.tags, prod))
     request = DeployRequest.for_version(version)
     current = registry.current_deployment(runtime.name)
     serving = (client.health().get("deployed") or {}).get("version_id")
@@ -189,7 +193,7 @@ def deploy_version(
     client.deploy(request)
     try:
         smoke_test(client, version)
-        record = registry.record_deployment(version.id, runtime.name, actor, reason)
+        record = registry.record_deployment(version.id, runtime.name, actor, reason, prod)
     except Exception:
         # the runtime must not serve what failed its smoke test or what the registry refused
         client.rollback()

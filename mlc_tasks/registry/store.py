@@ -7,7 +7,7 @@ import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +45,7 @@ from mlc_tasks.registry.tables import (
     TestResultRow,
     VersionRow,
 )
+from mlc_tasks.run_requests import BUILT_IN_PROD, is_production
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -509,10 +510,14 @@ class Registry:
     # ---- deployments -----------------------------------------------------------------------
 
     def record_deployment(
-        self, version_id: str, runtime: str, actor: str, reason: str
+        self, version_id: str, runtime: str, actor: str, reason: str,
+        prod: Mapping[str, str] = BUILT_IN_PROD,
     ) -> DeploymentRecord:
         """Record that a runtime now serves a version: close the runtime's previous deployment,
-        move the version's state (approved → deployed), audit; all in one transaction."""
+        move the version's state (approved → deployed), audit; all in one transaction. The
+        runtime is production when its (locked) tags hold all of `prod`, the policy's
+        production tags (deployment.prod): then only an approved or deployed version may go,
+        and it becomes the champion."""
         now = utcnow()
         with self.transaction() as session:
             runtime_row = session.execute(  # locked: one open deployment per runtime
@@ -522,9 +527,10 @@ class Registry:
                 raise NotFoundError(f"no runtime named '{runtime}'")
             row, model = self._locked_version(session, version_id)
             env = runtime_row.tags.get("env")
-            target = lifecycle.state_after_deploy(State(row.state), env)
+            production = is_production(runtime_row.tags, prod)
+            target = lifecycle.state_after_deploy(State(row.state), production)
             self._set_state(session, row, model, target, actor, reason)
-            if env == "prod":  # what production serves is the champion
+            if production:  # what production serves is the champion
                 session.execute(update(ModelRow).where(ModelRow.id == row.model_id)
                                 .values(champion_version_id=row.id))
             session.execute(
@@ -539,7 +545,8 @@ class Registry:
             session.flush()
             self.append_audit(session, actor=actor, action="version.deployed_to", entity="version",
                         entity_id=row.id, model=model, reason=reason,
-                        detail={"number": row.number, "runtime": runtime, "env": env},
+                        detail={"number": row.number, "runtime": runtime, "env": env,
+                                "production": production},
                         evidence_sha256=row.artifact_sha256)
             return self._deployment_record(deployment, row, model, runtime)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -19,10 +20,13 @@ import httpx
 import pytest
 import yaml
 
+from deployments import api_upload
 from deployments.api import installation
 from deployments.api_upload import pack
 from mlc_tasks import credentials
 from mlc_tasks.artifacts import ArtifactStore
+from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
@@ -175,6 +179,25 @@ def test_the_sso_header_from_an_untrusted_address_is_refused(
         api.stop()
 
 
+@pytest.mark.parametrize("forwarded", [
+    {"X-Forwarded-For": "10.0.0.1"}, {"X-Forwarded-For": "10.0.0.1, 10.0.0.1"},
+    {"X-Forwarded-For": "10.0.0.1", "X-Forwarded-Proto": "https"},
+    {"Forwarded": "for=10.0.0.1"}, {"X-Real-IP": "10.0.0.1"}])
+def test_a_local_process_cannot_pass_for_the_trusted_proxy(
+        local_settings: MlcSettings, policy_file: Path, forwarded: dict[str, str]) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 unless told not to: the API is served
+    without proxy headers, so the trusted-proxy check sees the real peer."""
+    api = start_api(local_settings, policy_file, MLC_TRUSTED_USER_HEADER="X-Forwarded-User",
+                    MLC_TRUSTED_PROXIES='["10.0.0.1"]')
+    try:
+        answer = httpx.get(f"{api.url}/v1/whoami",
+                           headers={"X-Forwarded-User": RITA, **forwarded})
+        assert answer.status_code == 401, answer.text
+        assert answer.json()["detail"].endswith("127.0.0.1 is not one")
+    finally:
+        api.stop()
+
+
 def test_the_sso_header_from_a_trusted_proxy_names_a_person_of_the_policy(
         local_settings: MlcSettings, policy_file: Path) -> None:
     api = start_api(local_settings, policy_file, MLC_TRUSTED_USER_HEADER="X-Forwarded-User",
@@ -234,6 +257,71 @@ def test_a_package_with_a_dangerous_member_is_refused_and_nothing_registered(
     assert answer.json()["detail"].startswith(refusal)
     assert registered_models(local_settings) == []
     assert not (tmp_path.parent / "x").exists()
+
+
+def with_pax_header(package: Path, pax_bytes: int) -> bytes:
+    """The package's archive whose model.yaml carries a pax header of that size: a few hundred
+    KiB of gzip that tarfile would read whole into memory."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(pack(package))) as good, \
+            tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as evil:
+        for item in good.getmembers():
+            if item.name == "model.yaml":
+                item.pax_headers = {"comment": "x" * pax_bytes}
+            evil.addfile(item, good.extractfile(item) if item.isfile() else None)
+    return buffer.getvalue()
+
+
+def test_a_huge_pax_header_is_refused_before_it_is_read(
+        api: str, local_settings: MlcSettings, package: Path) -> None:
+    token = enroll(local_settings, "ana.lopez@bank.example")
+    body = with_pax_header(package, 64 << 20)
+    assert len(body) < 1 << 20
+    answer = httpx.post(f"{api}/v1/packages", headers=bearer(token), content=body, timeout=120)
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert re.fullmatch(r"package: an extended \(pax or GNU long-name\) header of (\d+) "
+                        r"bytes; at most 64 KiB", detail), detail
+    assert int(detail.split(" of ")[1].split()[0]) > 64 << 20
+    assert registered_models(local_settings) == []
+    assert httpx.get(f"{api}/health", timeout=10).json() == {"status": "ok"}
+    small = httpx.post(f"{api}/v1/packages", headers=bearer(token),
+                       content=with_pax_header(package, 1000), timeout=120)
+    assert small.status_code == 200, small.text  # a modest pax header is still fine
+
+
+@pytest.mark.parametrize(("build", "refusal"), [
+    ("longname", "package: an extended (pax or GNU long-name) header of 200001 bytes"),
+    ("sparse", "package member 'holes': a sparse file"),
+    ("pax-sparse", "package member 'holes': a sparse file")])
+def test_long_gnu_names_and_sparse_files_are_refused(tmp_path: Path, build: str,
+                                                     refusal: str) -> None:
+    buffer = io.BytesIO()
+    fmt = tarfile.PAX_FORMAT if build == "pax-sparse" else tarfile.GNU_FORMAT
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=fmt) as archive:
+        info = tarfile.TarInfo("a" * 200_000 if build == "longname" else "holes")
+        if build == "sparse":
+            info.type = tarfile.GNUTYPE_SPARSE
+        if build == "pax-sparse":
+            info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                                "GNU.sparse.name": "holes", "GNU.sparse.realsize": "9"}
+        archive.addfile(info, io.BytesIO(b""))
+    with pytest.raises(InvalidPackageError, match=f"^{re.escape(refusal)}"):
+        api_upload.unpack(buffer.getvalue(), tmp_path / "package")
+    assert not (tmp_path / "package").exists()
+
+
+def test_a_body_that_decompresses_past_the_limit_is_refused(
+        package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_upload, "MAX_UNPACKED_BYTES", 4 << 20)
+    monkeypatch.setattr(api_upload, "HEADER_ALLOWANCE", 1 << 20)
+    (package / "data" / "zeros.bin").write_bytes(bytes(6 << 20))  # compresses to a few KiB
+    body = pack(package)
+    assert len(body) < 1 << 20
+    with pytest.raises(InvalidPackageError, match=r"^package: over 5 MB once decompressed "
+                                                  r"\(at most 4 MB of files"):
+        api_upload.unpack(body, tmp_path / "package")
+    assert [p.name for p in tmp_path.iterdir()] == ["credit-risk"]  # nothing left behind
 
 
 def test_not_a_tar_and_an_archive_without_model_yaml_are_refused(
@@ -300,6 +388,51 @@ def test_a_retraining_request_records_who_asked_and_passes_its_id(
                   if e.action == "model.retrain_requested"]
     assert (recorded.actor, recorded.detail) == (RITA, {"request": request, "data": None})
     assert unknown.status_code == 404 and "no model named 'ghost'" in unknown.json()["detail"]
+    registry.close()
+
+
+def test_a_manual_deploy_to_production_needs_approval_whatever_production_is_called(
+        local_settings: MlcSettings, tmp_path: Path, package: Path, start_runtime) -> None:
+    """The policy's production stage is {env: production}: an operator deploying a merely
+    tested version there is refused and production is unchanged; QA takes it as before, and
+    production takes it once approved."""
+    policy = tmp_path / "production-policy.yaml"
+    policy.write_text(yaml.safe_dump({**POLICY, "deployment": {
+        "qa": {"env": "qa"}, "prod": {"env": "production"}}}))
+    registry = Registry(local_settings.registry_url(),
+                        audit_key=local_settings.resolved_audit_key())
+    version, _ = submit_package(package, registry, ArtifactStore(local_settings.artifact_url()),
+                                list(REVIEWED_TYPES), "ana")
+    registry.transition(version.id, State.TESTED, "ci", "tested")
+    live, qa = start_runtime("live", "env=production"), start_runtime("qa", "env=qa")
+    api = start_api(local_settings, policy)
+    try:
+        token = enroll(local_settings, RITA)
+
+        def deploy(tags: str) -> httpx.Response:
+            return httpx.post(f"{api.url}/v1/models/credit-risk/deploy", headers=bearer(token),
+                              json={"version": 1, "tags": tags}, timeout=120)
+
+        refused = deploy("env=production")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == (
+            "production takes approved versions only; this version is tested")
+        assert httpx.get(f"{live.url}/health").json()["deployed"] is None
+        assert registry.deployments("credit-risk") == []
+        assert registry.get_version("credit-risk", 1).state == State.TESTED
+
+        assert deploy("env=qa").status_code == 200  # QA tries what is not yet approved
+        assert registry.get_version("credit-risk", 1).state == State.TESTED
+        registry.transition(version.id, State.APPROVED, "boss", "approved")
+        released = deploy("env=production")
+        assert released.status_code == 200, released.text
+    finally:
+        api.stop()
+    assert httpx.get(f"{live.url}/health").json()["deployed"]["number"] == 1
+    assert httpx.get(f"{qa.url}/health").json()["deployed"]["number"] == 1
+    assert registry.get_version("credit-risk", 1).state == State.DEPLOYED
+    [*_, last] = registry.deployments("credit-risk")
+    assert (last.runtime, last.deployed_by) == ("live", RITA)
     registry.close()
 
 
@@ -471,6 +604,33 @@ def test_the_installation_answer_names_no_password(tmp_path: Path) -> None:
     found = installation(settings, "http://127.0.0.1:4200/api")
     assert "s3cret" not in str(found)
     assert found["registry_url"].startswith("postgresql+psycopg://mlc:***@")
+
+
+def test_the_installation_answer_carries_no_credentials_in_any_url(
+        local_settings: MlcSettings, policy_file: Path) -> None:
+    """GET /installation answers anyone: user info and query strings (where an fsspec URL
+    carries its keys) are gone from every URL, and only what a command reads is there."""
+    api = start_api(local_settings, policy_file,
+                    MLC_AUDIT_ANCHOR_URL="s3://key:secret@bucket/x?token=abc",
+                    MLC_DATA_ROOTS='["s3://ak:sk@data-bucket/in?sig=zzz", "/srv/data"]')
+    try:
+        found = httpx.get(f"{api.url}/installation").json()
+    finally:
+        api.stop()
+    urls = json.dumps([found["audit_anchor_url"], found["data_roots"], found["registry_url"]])
+    for secret in ("key", "secret", "token", "abc", "ak:", "sk@", "sig", "zzz"):
+        assert secret not in urls, secret
+    assert found["audit_anchor_url"] == "s3://bucket/x"
+    assert found["data_roots"] == ["s3://data-bucket/in", "/srv/data"]
+    assert set(found) == {"home", "registry_url", "prefect_api_url", "policy_file",
+                          "trusted_types", "audit_anchor_url", "data_roots"}
+    settings = MlcSettings(home=local_settings.home, data_roots=[], database_url=(
+        "postgresql+psycopg://mlc:pw@db.internal:5432/mlc?sslkey=/k&password=pw2"))
+    assert installation(settings, "http://u:p@127.0.0.1:4200/api?t=1") | {"home": ""} == {
+        "home": "", "registry_url": "postgresql+psycopg://mlc:***@db.internal:5432/mlc",
+        "prefect_api_url": "http://127.0.0.1:4200/api", "policy_file": "",
+        "trusted_types": settings.trusted_types,
+        "audit_anchor_url": str(local_settings.home / "audit-anchors"), "data_roots": []}
 
 
 def test_a_submitter_cannot_trust_types_for_the_installation(

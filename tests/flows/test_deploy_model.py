@@ -99,7 +99,8 @@ def test_deploy_model_refuses_production(local_settings, examples_dir, start_run
             deploy_model("credit-risk", 1, tags, reason="straight to prod")
     assert httpx.get(f"{prod.url}/health").json()["deployed"] is None
     assert registry.deployments("credit-risk") == []
-    assert not [e for e in registry.audit_events("credit-risk") if "deploy" in e.action]
+    trail = [e.action for e in registry.audit_events("credit-risk")]
+    assert "version.deployed_to" not in trail and trail.count("deploy.refused") == 2
 
     assert deploy_model("credit-risk", 1, {"env": "qa"}) == "credit-risk:1 deployed on qa"
     assert httpx.get(f"{qa.url}/health").json()["deployed"]["version_id"] == version.id

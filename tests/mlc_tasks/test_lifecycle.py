@@ -24,25 +24,24 @@ def test_transition_table(current: State, target: State) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "env", "after"),
+    ("state", "production", "after"),
     [
-        (S.SUBMITTED, "qa", S.SUBMITTED),
-        (S.TESTED, "qa", S.TESTED),
-        (S.APPROVED, "qa", S.APPROVED),  # deployed means: in production
-        (S.APPROVED, "prod", S.DEPLOYED),
-        (S.DEPLOYED, "prod", S.DEPLOYED),
-        (S.SUBMITTED, None, S.SUBMITTED),
+        (S.SUBMITTED, False, S.SUBMITTED),
+        (S.TESTED, False, S.TESTED),
+        (S.APPROVED, False, S.APPROVED),  # deployed means: in production
+        (S.APPROVED, True, S.DEPLOYED),
+        (S.DEPLOYED, True, S.DEPLOYED),
     ],
 )
-def test_state_after_deploy(state: State, env: str | None, after: State) -> None:
-    assert state_after_deploy(state, env) == after
+def test_state_after_deploy(state: State, production: bool, after: State) -> None:
+    assert state_after_deploy(state, production) == after
 
 
 @pytest.mark.parametrize(
-    ("state", "env"),
-    [(S.SUBMITTED, "prod"), (S.TESTED, "prod"), (S.REJECTED, "qa"), (S.RETIRED, "qa"),
-     (S.FAILED, "prod")],
+    ("state", "production"),
+    [(S.SUBMITTED, True), (S.TESTED, True), (S.REJECTED, False), (S.RETIRED, False),
+     (S.FAILED, True)],
 )
-def test_not_deployable(state: State, env: str) -> None:
+def test_not_deployable(state: State, production: bool) -> None:
     with pytest.raises(IllegalTransitionError):
-        check_deployable(state, env)
+        check_deployable(state, production)

@@ -21,6 +21,7 @@ from mlc_tasks.errors import (
 )
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, TestResult, ThresholdCheck
+from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tables import Base
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
@@ -188,6 +189,27 @@ def test_production_refuses_unapproved_versions(package, registry, store) -> Non
     with pytest.raises(IllegalTransitionError, match="production takes approved versions"):
         registry.record_deployment(version.id, "prod", "ops", "")
     assert registry.deployments("credit-risk") == []
+
+
+def test_production_is_whatever_tags_the_policy_names(package, registry, store) -> None:
+    """With the policy's production stage {env: production}, a runtime tagged so takes approved
+    versions only, and what it serves becomes the champion; env=prod is then just a tag."""
+    production = {"env": "production"}
+    registry.upsert_runtime("live", "http://127.0.0.1:1", production, {})
+    registry.upsert_runtime("legacy", "http://127.0.0.1:2", {"env": "prod"}, {})
+    version, _ = submit(package, registry, store)
+    registry.transition(version.id, State.TESTED, "ci")
+    with pytest.raises(IllegalTransitionError, match="production takes approved versions only; "
+                                                     "this version is tested"):
+        registry.record_deployment(version.id, "live", "ops", "", production)
+    assert registry.deployments("credit-risk") == []
+    registry.record_deployment(version.id, "legacy", "ops", "not production here", production)
+    assert registry.get_version("credit-risk", 1).state == State.TESTED
+    registry.transition(version.id, State.APPROVED, "boss")
+    registry.record_deployment(version.id, "live", "ops", "release", production)
+    assert registry.get_version("credit-risk", 1).state == State.DEPLOYED
+    assert ChampionBook(registry).champion("credit-risk").id == version.id
+    assert registry.verify_audit().ok  # the replay agrees on the champion
 
 
 def test_audit_verify_finds_an_edited_row(package, registry, store) -> None:

@@ -118,25 +118,26 @@ def version(state: State = State.APPROVED, **changes: object) -> VersionRecord:
     ).model_copy(update=changes)
 
 
-@pytest.mark.parametrize(("state", "env"), [
-    (State.APPROVED, "prod"), (State.DEPLOYED, "prod"), (State.TESTED, "qa"),
-    (State.SUBMITTED, "qa"), (State.TESTED, None)])
-def test_the_registered_version_is_served_where_its_state_allows(state: State, env: str) -> None:
+@pytest.mark.parametrize(("state", "production"), [
+    (State.APPROVED, True), (State.DEPLOYED, True), (State.TESTED, False),
+    (State.SUBMITTED, False)])
+def test_the_registered_version_is_served_where_its_state_allows(state: State,
+                                                                 production: bool) -> None:
     registered = version(state)
     request = DeployRequest.for_version(registered)
-    assert check_request(request, registered, env) == request
+    assert check_request(request, registered, production) == request
 
 
-@pytest.mark.parametrize(("state", "env", "message"), [
-    (State.REJECTED, "prod", "house-prices:1 as rejected: a rejected version cannot be deployed"),
-    (State.REJECTED, "qa", "as rejected"), (State.RETIRED, "qa", "as retired"),
-    (State.FAILED, "prod", "as failed"),
-    (State.TESTED, "prod", "as tested: production takes approved versions only")])
-def test_a_state_the_env_does_not_allow_is_refused_naming_it(state: State, env: str,
-                                                            message: str) -> None:
+@pytest.mark.parametrize(("state", "production", "message"), [
+    (State.REJECTED, True, "house-prices:1 as rejected: a rejected version cannot be deployed"),
+    (State.REJECTED, False, "as rejected"), (State.RETIRED, False, "as retired"),
+    (State.FAILED, True, "as failed"),
+    (State.TESTED, True, "as tested: production takes approved versions only")])
+def test_a_state_the_runtime_does_not_allow_is_refused_naming_it(state: State, production: bool,
+                                                                message: str) -> None:
     registered = version(state)
     with pytest.raises(DeployRefusedError, match=message):
-        check_request(DeployRequest.for_version(registered), registered, env)
+        check_request(DeployRequest.for_version(registered), registered, production)
 
 
 @pytest.mark.parametrize(("change", "fields"), [
@@ -152,13 +153,13 @@ def test_a_request_that_differs_from_the_registry_is_refused_naming_the_fields(
     request = DeployRequest.for_version(registered).model_copy(update=change)
     with pytest.raises(DeployRefusedError, match=f"differs from the registry's house-prices:1 "
                                                  f"in {fields}$"):
-        check_request(request, registered, "prod")
+        check_request(request, registered, True)
 
 
 def test_a_version_without_an_artifact_is_refused() -> None:
     request = DeployRequest.for_version(version())
     with pytest.raises(DeployRefusedError, match="has no artifact yet"):
-        check_request(request, version(artifact_uri=None, artifact_sha256=None), "qa")
+        check_request(request, version(artifact_uri=None, artifact_sha256=None), False)
 
 
 # ---- each runtime its own admin token ---------------------------------------------------------
