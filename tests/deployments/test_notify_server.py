@@ -110,7 +110,7 @@ def test_signed_notification_emits_one_event(endpoint: Endpoint) -> None:
     assert event["event"] == "mlc.retrain.requested"
     assert event["resource"]["prefect.resource.id"] == "mlc.model.credit-risk"
     assert event["payload"] == {"model": "credit-risk", "trigger": "notification",
-                                "data": note.data, "day": None,
+                                "data": note.data, "day": None, "request": None,
                                 "notification_id": NOTE.id, "note": "nightly load"}
     assert notification_audit(endpoint.registry) == ["notification.accepted"]
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,18 +26,9 @@ from mlc_tasks.task_records import HumanTask
 from tests.conftest import REPO, enroll, free_port, mlc_bin, mlc_env
 from tests.deployments.test_up import PrefectApi
 from tests.deployments.test_up_approval import Up, flow_run_state
+from tests.deployments.test_up_retrain import until
 
 RITA, OMAR, ANA = "rita.risk@bank.example", "omar.ops@bank.example", "ana.lopez@bank.example"
-
-
-def until(check: Callable[[], Any], what: str, seconds: float = 180) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def paused_task(registry: Registry, api: PrefectApi, model: str) -> HumanTask | None:

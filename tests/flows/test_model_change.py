@@ -30,8 +30,8 @@ from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import HumanTask, TaskDecision, TaskKind, TaskStatus
-from tests.conftest import TOKEN
 from tests.flows.conftest import Stack
+from tests.flows.test_on_model_changed import configure
 
 RITA, ANA, SAM = "rita.risk@bank.example", "ana.lopez@bank.example", "sam@bank.example"
 POLICY: dict[str, Any] = {
@@ -47,12 +47,7 @@ POLICY: dict[str, Any] = {
 
 @pytest.fixture
 def governed(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    stack.policy_file.write_text(yaml.safe_dump(POLICY))
-    for key, value in {"MLC_HOME": str(stack.settings.home), "MLC_ADMIN_TOKEN": TOKEN,
-                       "MLC_POLICY_FILE": str(stack.policy_file),
-                       "MLC_DEPLOY_RETRY_DELAYS": "[0.2]"}.items():
-        monkeypatch.setenv(key, value)
-    return stack
+    return configure(stack, monkeypatch, POLICY)
 
 
 @pytest.fixture
