@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import random
@@ -126,10 +125,6 @@ class Context:
 
     def prefect_api_url(self) -> str:
         return os.environ.get("PREFECT_API_URL") or self.settings.prefect_api_url()
-
-
-def current_user() -> str:
-    return os.environ.get("MLC_USER") or getpass.getuser()
 
 
 SecretSource = Callable[[SecretStr | None, str], SecretStr | None]
