@@ -16,6 +16,7 @@ from flows.human_tasks import open_task
 from flows.on_model_changed import Aborted, await_review, deploy_stage, review_terms
 from mlc_tasks import events, runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
+from mlc_tasks.approvals import ROLLBACK_STEP
 from mlc_tasks.errors import InvalidInputError, TransientError
 from mlc_tasks.evaluation import check_thresholds
 from mlc_tasks.lifecycle import State as Life
@@ -120,7 +121,7 @@ def rollback_review(model: str, number: int, breach: str = "") -> str:
     version = ctx.registry.get_version(model, number)
     if version.state != Life.DEPLOYED:
         return f"{version.ref} is {version.state}: nothing to review"
-    task = open_task(ctx, TaskKind.REVIEW, version.id, "rollback", **review_terms(ctx),
+    task = open_task(ctx, TaskKind.REVIEW, version.id, ROLLBACK_STEP, **review_terms(ctx),
                      detail={"error": f"rolled back: {breach}"[:2000],
                              "where_to_look": "`mlc results NAME` and the rollback alert"})
     try:

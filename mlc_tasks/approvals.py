@@ -9,6 +9,7 @@ from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.task_records import DECISIONS, Decision, HumanTask, TaskDecision, TaskKind
 
 SYSTEM_ACTOR = "mlc:deadline"  # the deadline timer; never a person
+ROLLBACK_STEP = "rollback"  # the review after an automatic rollback (flows/change_management.py)
 
 
 def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[TaskDecision],
@@ -32,7 +33,8 @@ def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[Ta
         return f"{actor} is not a member of {', '.join(task.groups)}"
     excluded = {same_person(submitter): "submitted"} | {
         same_person(k): v for k, v in dict(task.detail.get("excluded") or {}).items()}
-    if task.kind != TaskKind.REVIEW and who in excluded:
+    # a rollback review's retry puts the version back into production: an approval in effect
+    if (task.kind != TaskKind.REVIEW or task.step == ROLLBACK_STEP) and who in excluded:
         role = excluded[who]
         return f"{actor} {role} {task.ref} and cannot decide on its {task.kind}"
     if decision == Decision.REJECT and not comment.strip():

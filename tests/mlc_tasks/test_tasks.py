@@ -123,6 +123,18 @@ def test_review_abort_fails_the_version_and_retry_leaves_it(registry, tested) ->
     assert "still no runtime" in book.get(abort.id).outcome
 
 
+def test_the_submitter_may_not_retry_their_rolled_back_version(registry, tested) -> None:
+    """After an automatic rollback, `retry` serves the version in production again: like an
+    approval, never by its submitter; another reviewer may."""
+    book = TaskBook(registry)
+    task, _ = book.open_task(TaskKind.REVIEW, tested.id, "rollback", groups=["platform"],
+                             quorum=1, deadline=utcnow() + timedelta(hours=1), detail={},
+                             flow_run_id=None, holder=None, actor="rollback-review")
+    own = book.decide(task.id, "sam", Decision.RETRY, "", "cli", PLATFORM)
+    assert not own.accepted and "sam submitted" in str(own.refusal)
+    assert book.decide(task.id, "mia", Decision.RETRY, "", "cli", PLATFORM).accepted
+
+
 def test_a_task_naming_no_group_is_decided_by_nobody(registry, tested) -> None:
     """Deny by default: no group means no one, not anyone."""
     book = TaskBook(registry)
