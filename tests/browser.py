@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,7 +53,7 @@ def open_page(page: Any, page_url: str, auth: str | None, timeout_ms: int = 60_0
     page.goto(page_url, wait_until="domcontentloaded")  # the page polls: no networkidle
 
 
-def resume_in_ui(page_url: str, auth: str | None, fields: dict[str, str],
+def resume_in_ui(page_url: str, auth: str | None, fields: dict[str, str | Callable[[], str]],
                  choice: tuple[str, str], timeout_ms: int = 60_000) -> dict[str, Any]:
     """Open a paused flow run's page (logging in with `auth`, the server's auth string, when it
     has auth on), press Resume, fill the form and submit it. `choice` is the (label, option) of
@@ -74,8 +75,9 @@ def resume_in_ui(page_url: str, auth: str | None, fields: dict[str, str],
             expect(dialog.get_by_text("Resume Flow Run")).to_be_visible()
             _select(page, dialog, *choice)  # waits for the form: the schema loads after the modal
             description = dialog.inner_text()
-            for label, value in fields.items():
-                _field(dialog, label).locator("textarea").fill(value)
+            for label, value in fields.items():  # a callable at the last moment (a TOTP code)
+                _field(dialog, label).locator("textarea").fill(
+                    value() if callable(value) else value)
             with page.expect_response(lambda r: r.request.method == "POST" and re.search(
                     r"/api/flow_runs/[^/]+/resume$", r.url) is not None) as answer:
                 dialog.get_by_role("button", name="Submit", exact=True).click()

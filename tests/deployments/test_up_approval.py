@@ -138,7 +138,7 @@ def test_pending_approval_survives_restart_and_is_approved_in_the_prefect_ui(
         rita = people.enroll(RITA, PrincipalKind.PERSON, "local:test")
         sent = resume_in_ui(f"{api.ui}/runs/flow-run/{task.flow_run_id}", api.auth_string,
                             {"Approver": RITA,
-                             "One Time Code (Optional)": current_code(rita.otpauth_uri),
+                             "One Time Code (Optional)": lambda: current_code(rita.otpauth_uri),
                              "Comment (Optional)": "evidence reviewed in the UI"},
                             ("Decision", "approve"))
         assert sent["status"] == 201 and sent["answer"]["status"] == "ACCEPT", sent
