@@ -120,17 +120,17 @@ def decide(stack: Stack, task_id: int, person: str, secret: str, decision: str,
 
 
 def fresh_code(stack: Stack, person: str, secret: str) -> str:
-    """The person's code of a step not spent yet: each is accepted once, and this module's
-    tests decide one after another within seconds."""
+    """The person's code of a step later than any spent: each is accepted once and only
+    forwards, and this module's tests decide one after another within seconds."""
     while True:
         now = credentials.totp_counter()
         with stack.registry.transaction() as session:
-            spent = set(session.execute(select(CredentialUseRow.value).where(
+            spent = [int(v) for v in session.execute(select(CredentialUseRow.value).where(
                 CredentialUseRow.principal_id == person,
-                CredentialUseRow.kind == "totp")).scalars())
-        for counter in range(now, now + credentials.TOTP_DRIFT_STEPS + 1):
-            if str(counter) not in spent:
-                return credentials.totp_code(secret, counter)
+                CredentialUseRow.kind == "totp")).scalars()]
+        first = max([now, *(s + 1 for s in spent)])
+        if first <= now + credentials.TOTP_DRIFT_STEPS:
+            return credentials.totp_code(secret, first)
         time.sleep(1)  # every step in reach is spent: the next one comes
 
 
