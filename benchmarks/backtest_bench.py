@@ -58,14 +58,14 @@ def main() -> None:
                           PREFECT_SERVER_ANALYTICS_ENABLED="false")
         from prefect.testing.utilities import prefect_test_harness
 
-        from deployments.context import Context
         from flows.daily_backtest import backtest_version, daily_backtest
         from mlc_tasks.lifecycle import State
         from mlc_tasks.registry.store import utcnow
+        from mlc_tasks.resources import Resources
         from mlc_tasks.settings import REVIEWED_TYPES
         from mlc_tasks.submission import submit_package
 
-        ctx = Context()
+        ctx = Resources()
         registry, store = ctx.registry, ctx.store()
         rng = np.random.default_rng(0)
         start = time.perf_counter()

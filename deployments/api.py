@@ -32,10 +32,10 @@ from sqlalchemy.engine import make_url
 
 from deployments.api_actions import action_router
 from deployments.api_read import read_router, whoami_router
-from deployments.context import Context
 from mlc_tasks import reports
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import InvalidInputError, MlcError, NotFoundError, TransientError
+from mlc_tasks.resources import Resources
 from mlc_tasks.settings import MlcSettings
 
 REPORT_HEADERS = {
@@ -86,7 +86,7 @@ def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
     about = installation(settings, prefect_api_url)
     app = FastAPI(title="mlc installation and control-plane API")
     app.add_exception_handler(MlcError, mlc_error)
-    ctx = Context(settings)
+    ctx = Resources(settings)
     for router in (whoami_router(ctx), read_router(ctx), action_router(ctx)):
         app.include_router(router)
 

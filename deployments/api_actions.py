@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from deployments import api_upload
 from deployments.api_auth import allowed
 from deployments.api_read import dumped
-from deployments.context import Context
 from mlc_tasks import runtimes
 from mlc_tasks.errors import InvalidInputError, TransientError
 from mlc_tasks.people import Principal, Scope
+from mlc_tasks.resources import Resources
 
 
 class Body(BaseModel):
@@ -67,7 +67,7 @@ async def upload_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def action_router(ctx: Context) -> APIRouter:
+def action_router(ctx: Resources) -> APIRouter:
     router = APIRouter(prefix="/v1")
     add_submit_route(router, ctx)
     add_operate_routes(router, ctx)
@@ -91,7 +91,7 @@ def action_router(ctx: Context) -> APIRouter:
     return router
 
 
-def add_submit_route(router: APIRouter, ctx: Context) -> None:
+def add_submit_route(router: APIRouter, ctx: Resources) -> None:
     @router.post("/packages", openapi_extra={"requestBody": {"content": {
         "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
     def submit(principal: Annotated[Principal, Depends(allowed(ctx, Scope.SUBMIT))],
@@ -113,7 +113,7 @@ def add_submit_route(router: APIRouter, ctx: Context) -> None:
         return {"version": dumped(version), "created": created, "warning": warning}
 
 
-def add_operate_routes(router: APIRouter, ctx: Context) -> None:
+def add_operate_routes(router: APIRouter, ctx: Resources) -> None:
     operator = allowed(ctx, Scope.OPERATE)
 
     @router.post("/alerts/{alert_id}/ack")
@@ -154,7 +154,7 @@ def add_operate_routes(router: APIRouter, ctx: Context) -> None:
         return {"model": name, "request": request, "data": body.data}
 
 
-def add_model_routes(router: APIRouter, ctx: Context) -> None:
+def add_model_routes(router: APIRouter, ctx: Resources) -> None:
     operator = allowed(ctx, Scope.OPERATE)
 
     @router.post("/models/{name}/deploy")

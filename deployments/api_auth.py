@@ -16,10 +16,10 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from deployments.context import Context
 from mlc_tasks.people import SCOPES, Principal, PrincipalKind, Scope
 from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources
 
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 SSO_ENROLLER = "sso"
@@ -29,7 +29,7 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers=CHALLENGE)
 
 
-def authenticate(ctx: Context, request: Request) -> Principal:
+def authenticate(ctx: Resources, request: Request) -> Principal:
     """The caller, or 401 naming what was wrong."""
     header = ctx.settings.trusted_user_header
     if header and request.headers.get(header) is not None:
@@ -47,7 +47,7 @@ def authenticate(ctx: Context, request: Request) -> Principal:
     return found
 
 
-def sso_person(ctx: Context, request: Request, header: str) -> Principal:
+def sso_person(ctx: Resources, request: Request, header: str) -> Principal:
     peer = request.client.host if request.client else "unknown"  # the TCP peer itself
     if peer not in ctx.settings.trusted_proxies:
         raise unauthorized(f"the {header} header is accepted only from a trusted proxy "
@@ -64,14 +64,14 @@ def sso_person(ctx: Context, request: Request, header: str) -> Principal:
                      enrolled_by=SSO_ENROLLER, revoked_at=None)
 
 
-def authenticated(ctx: Context) -> Callable[[Request], Principal]:
+def authenticated(ctx: Resources) -> Callable[[Request], Principal]:
     def caller(request: Request) -> Principal:
         return authenticate(ctx, request)
 
     return caller
 
 
-def allowed(ctx: Context, scope: Scope) -> Callable[..., Principal]:
+def allowed(ctx: Resources, scope: Scope) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold `scope` (403 naming it otherwise)."""
 
     def holder(principal: Annotated[Principal, Depends(authenticated(ctx))]) -> Principal:

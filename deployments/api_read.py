@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from deployments.api_auth import allowed, authenticated
-from deployments.context import Context
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.people import Principal, Scope
+from mlc_tasks.resources import Resources
 
 
 def dumped(records: list[Any] | Any) -> Any:
@@ -20,7 +20,7 @@ def dumped(records: list[Any] | Any) -> Any:
     return records.model_dump(mode="json") if isinstance(records, BaseModel) else records
 
 
-def read_router(ctx: Context) -> APIRouter:
+def read_router(ctx: Resources) -> APIRouter:
     router = APIRouter(prefix="/v1", dependencies=[Depends(allowed(ctx, Scope.READ))])
     registry = ctx.registry
     add_model_routes(router, ctx)
@@ -70,7 +70,7 @@ def read_router(ctx: Context) -> APIRouter:
     return router
 
 
-def add_model_routes(router: APIRouter, ctx: Context) -> None:
+def add_model_routes(router: APIRouter, ctx: Resources) -> None:
     registry = ctx.registry
 
     @router.get("/models")
@@ -114,7 +114,7 @@ def add_model_routes(router: APIRouter, ctx: Context) -> None:
         return dumped(ChampionBook(registry).comparisons(name))
 
 
-def whoami_router(ctx: Context) -> APIRouter:
+def whoami_router(ctx: Resources) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.get("/whoami")

@@ -25,8 +25,8 @@ from deployments.client import ApiClient
 from mlc_tasks.errors import InvalidInputError, MlcError
 
 if TYPE_CHECKING:
-    from deployments.context import Context
     from deployments.tables import Column
+    from mlc_tasks.resources import Resources
     from mlc_tasks.settings import MlcSettings
 
 app = typer.Typer(help="Model life-cycle manager on Prefect.", no_args_is_help=True,
@@ -76,11 +76,11 @@ def path_of(*parts: str | int) -> str:
 
 
 @functools.cache
-def context(create: bool = False) -> Context:
+def context(create: bool = False) -> Resources:
     """The installation an admin command works with: the configured one, else the running
     `mlc up` (deployments/installation.py); `create` only for a first submission."""
-    from deployments.context import Context
     from deployments.installation import find_installation
+    from mlc_tasks.resources import Resources
 
     settings, prefect_api = find_installation(create=create)
     if prefect_api:  # found running: flows this command runs here must see the same one
@@ -94,7 +94,7 @@ def context(create: bool = False) -> Context:
         if settings.audit_anchor_url:
             os.environ["MLC_AUDIT_ANCHOR_URL"] = settings.audit_anchor_url
     _know_prefect_auth(settings)
-    return Context(settings)
+    return Resources(settings)
 
 
 def _know_prefect_auth(settings: MlcSettings) -> None:
@@ -309,7 +309,7 @@ def audit(
           json.dumps(e["detail"], sort_keys=True)] for e in found])
 
 
-def _verify_audit(ctx: Context, json_out: bool) -> bool:
+def _verify_audit(ctx: Resources, json_out: bool) -> bool:
     from mlc_tasks.audit_anchor import newest_anchor
 
     url = ctx.settings.anchor_url()
@@ -328,7 +328,7 @@ def _verify_audit(ctx: Context, json_out: bool) -> bool:
     return report.ok
 
 
-def _anchor_audit(ctx: Context, json_out: bool) -> bool:
+def _anchor_audit(ctx: Resources, json_out: bool) -> bool:
     from mlc_tasks.audit_anchor import anchor_log
 
     done = anchor_log(ctx.registry, ctx.settings.anchor_url())
@@ -599,10 +599,9 @@ def _on_installation(call: Callable[[], Any]) -> Any:
     auth string (Prefect read its settings when it was imported, maybe before we knew it)."""
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    from deployments.decide import prefect_api
     from mlc_tasks.prefect_auth import AUTH_ENV
 
-    updates: dict[Any, Any] = {PREFECT_API_URL: prefect_api(context())}
+    updates: dict[Any, Any] = {PREFECT_API_URL: context().prefect_api_url()}
     if os.environ.get(AUTH_ENV):
         updates[PREFECT_API_AUTH_STRING] = os.environ[AUTH_ENV]
     with temporary_settings(updates):
@@ -620,9 +619,7 @@ def _run_here(flow: Callable[..., Any], *args: Any) -> Any:
 
 
 def _run_link(run_id: object) -> str:
-    from deployments.decide import prefect_api
-
-    return f"{prefect_api(context()).removesuffix('/api')}/runs/flow-run/{run_id}"
+    return f"{context().prefect_api_url().removesuffix('/api')}/runs/flow-run/{run_id}"
 
 
 def _result_line(result: Any) -> str:
@@ -657,10 +654,10 @@ def up(
 ) -> None:
     """Start the Prefect server (unless PREFECT_API_URL is set), the runtimes, and serve every
     deployment. Ctrl-C stops everything it started."""
-    from deployments.context import Context
     from deployments.up import Supervisor
+    from mlc_tasks.resources import Resources
 
-    supervisor = Supervisor(Context().settings)
+    supervisor = Supervisor(Resources().settings)
     sys.exit(supervisor.run(submit_paths or []))
 
 
@@ -678,13 +675,13 @@ def runtime_start(
     first registration; it holds its own admin token (MLC_RUNTIME_TOKENS, else generated)."""
     import uvicorn
 
-    from deployments.context import Context
     from deployments.runtime_server import capabilities, create_app
     from mlc_tasks import runtimes
     from mlc_tasks.capture import InputCapture
+    from mlc_tasks.resources import Resources
     from mlc_tasks.scoring import RequestLimits
 
-    ctx = Context()
+    ctx = Resources()
     settings = ctx.settings
     url, parsed = f"http://{settings.host}:{port}", runtimes.parse_tags(tags)
     token = settings.resolved_runtime_token(name)
@@ -791,7 +788,7 @@ def people_enroll(
         segno.make(made.otpauth_uri).terminal(out=sys.stdout, compact=True)
 
 
-def _enrollable(ctx: Context, given: str, kind: Any) -> str:
+def _enrollable(ctx: Resources, given: str, kind: Any) -> str:
     """The canonical id: a person must be in the policy, a service must not be."""
     from mlc_tasks.people import PrincipalKind, check_id
 

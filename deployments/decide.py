@@ -6,8 +6,6 @@ proof, records the attempt, and we wait for that record to report it."""
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,11 +14,12 @@ import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
-from deployments.context import Context
 from mlc_tasks import credentials
 from mlc_tasks.errors import InvalidInputError, MlcError, TaskClosedError, TransientError
 from mlc_tasks.people import canonical_id
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources
+from mlc_tasks.run_health import holder_alive
 from mlc_tasks.task_records import (
     DECISIONS,
     Decision,
@@ -31,22 +30,6 @@ from mlc_tasks.task_records import (
 )
 
 
-def holder_alive(holder: str | None) -> bool:
-    """Whether the process holding a paused run still lives (unknown on another host: yes)."""
-    if not holder:
-        return False
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def form_input(task: HumanTask, actor: str, decision: str, comment: str,
                proof: str) -> dict[str, Any]:
     if task.kind != TaskKind.REVIEW:  # an approval or a model change
@@ -54,7 +37,7 @@ def form_input(task: HumanTask, actor: str, decision: str, comment: str,
     return {"action": decision, "reviewer": actor, "comment": comment, "proof": proof}
 
 
-def mint_for(ctx: Context, task: HumanTask, run_id: str, person: str, decision: str,
+def mint_for(ctx: Resources, task: HumanTask, run_id: str, person: str, decision: str,
              channel: str) -> str:
     """A proof for this one attempt (the flow accepts each nonce once)."""
     version = ctx.registry.get_version_by_id(task.version_id)
@@ -65,15 +48,7 @@ def mint_for(ctx: Context, task: HumanTask, run_id: str, person: str, decision: 
     return credentials.mint_proof(ctx.settings.resolved_decision_key(), claim)
 
 
-def prefect_api(ctx: Context) -> str:
-    """The Prefect server `mlc up` started (or PREFECT_API_URL, or the test server in effect);
-    never a throwaway ephemeral server, which would not know the run."""
-    from prefect.settings import PREFECT_API_URL
-
-    return str(PREFECT_API_URL.value() or ctx.settings.prefect_api_url())
-
-
-def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
+def submit_decision(ctx: Resources, task_id: int, actor: str, decision: str, comment: str,
                     wait_seconds: float = 30.0, channel: str = "api"
                     ) -> tuple[TaskDecision, HumanTask]:
     """For `actor`, a person the caller authenticated: resume the task's paused run with the
@@ -82,7 +57,7 @@ def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comme
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    api = prefect_api(ctx)
+    api = ctx.prefect_api_url()
     try:
         with temporary_settings({PREFECT_API_URL: api}):
             return _submit_decision(ctx, task_id, actor, decision, comment, wait_seconds,
@@ -95,7 +70,7 @@ def submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comme
                              "running?") from exc
 
 
-def _submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comment: str,
+def _submit_decision(ctx: Resources, task_id: int, actor: str, decision: str, comment: str,
                      wait_seconds: float, channel: str) -> tuple[TaskDecision, HumanTask]:
     book = TaskBook(ctx.registry)
     task = book.get(task_id)
@@ -126,7 +101,7 @@ def _submit_decision(ctx: Context, task_id: int, actor: str, decision: str, comm
                          f"decision within {wait_seconds:.0f} s; check it in the Prefect UI")
 
 
-def resume(ctx: Context, book: TaskBook, task_id: int,
+def resume(ctx: Resources, book: TaskBook, task_id: int,
            run_input: Callable[[HumanTask, str], dict[str, Any]], wait_seconds: float) -> None:
     """Resume the paused run with the input made for it; if another decision resumed it
     first, wait for the next pause and try again."""

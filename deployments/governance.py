@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 import os
 
-from deployments.context import Context
 from mlc_tasks import events, governance, locations
 from mlc_tasks.errors import TransientError
 from mlc_tasks.governance import ChangeOutcome
 from mlc_tasks.packages import is_url
 from mlc_tasks.registry.governance import GovernanceBook
+from mlc_tasks.resources import Resources
 
 log = logging.getLogger(__name__)
 DEPLOYMENT = "model-change/model-change"
 
 
-def request_model_change(ctx: Context, name: str, changes: dict[str, str],
+def request_model_change(ctx: Resources, name: str, changes: dict[str, str],
                          actor: str) -> ChangeOutcome:
     """Check the values (a data location lies under the data roots), apply or record them,
     and start the model-change run for a change task (by its event: only the id travels)."""
@@ -42,7 +42,7 @@ def request_model_change(ctx: Context, name: str, changes: dict[str, str],
     return outcome.model_copy(update={"started": True})
 
 
-def confined_location(ctx: Context, given: str) -> str:
+def confined_location(ctx: Resources, given: str) -> str:
     """As a package's data location is recorded: resolved, under an allowed root, a URL."""
     if not is_url(given):
         given = os.path.abspath(given)

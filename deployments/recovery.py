@@ -11,9 +11,9 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.states import Cancelled
 
-from deployments.context import Context
-from deployments.decide import holder_alive
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources
+from mlc_tasks.run_health import holder_alive
 from mlc_tasks.task_records import TaskKind
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ DEPLOYMENT = "on-model-changed/on-model-changed"
 CHANGE_DEPLOYMENT = "model-change/model-change"
 
 
-def restart_orphaned_runs(ctx: Context) -> list[str]:
+def restart_orphaned_runs(ctx: Resources) -> list[str]:
     """Restart the runs of open tasks whose process is gone; returns the new run ids."""
     started: list[str] = []
     done_versions: set[str] = set()
@@ -57,7 +57,7 @@ def _cancel(flow_run_id: str, why: str) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for run_id in restart_orphaned_runs(Context()):
+    for run_id in restart_orphaned_runs(Resources()):
         log.info("restarted flow run %s", run_id)
 
 

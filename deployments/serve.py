@@ -8,7 +8,6 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval, Schedule
 
-from deployments.context import Context
 from flows.alerts import alert_sweeper
 from flows.audit_anchor import audit_anchor
 from flows.batch_score import batch_score
@@ -24,12 +23,13 @@ from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
 from mlc_tasks.governance import CHANGE_REQUESTED
 from mlc_tasks.policy import Policy
+from mlc_tasks.resources import Resources
 
 REQUEST = {"model": "{{ event.payload.model }}"}
 SENSOR_RUN_SECONDS = 60
 
 
-def retrain_schedules(ctx: Context, policy: Policy) -> list[Schedule]:
+def retrain_schedules(ctx: Resources, policy: Policy) -> list[Schedule]:
     """One cron per registered model whose retraining rule has a schedule (a model registered
     later gets its schedule at the next `mlc up`)."""
     schedules = []
@@ -43,7 +43,7 @@ def retrain_schedules(ctx: Context, policy: Policy) -> list[Schedule]:
 
 def all_deployments() -> list[RunnerDeployment]:
     """Every process, each deployment named as its flow."""
-    ctx = Context()
+    ctx = Resources()
     policy = ctx.policy()
     return [
         deploy_model.to_deployment(

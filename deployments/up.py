@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 
-from deployments.context import Context
 from deployments.reconcile import (
     PrefectRuns,
     scheduled_runs,
@@ -28,6 +27,7 @@ from mlc_tasks.people import PrincipalKind, local_actor
 from mlc_tasks.prefect_auth import AUTH_FILE, PrefectAuth
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.principals import PrincipalBook
+from mlc_tasks.resources import Resources
 from mlc_tasks.run_health import silenced
 from mlc_tasks.settings import MlcSettings
 
@@ -190,7 +190,7 @@ class Supervisor:
         token is issued afresh for this start by the account that owns the installation."""
         if not paths:
             return
-        enrolled = PrincipalBook(Context(self.settings).registry).enroll(
+        enrolled = PrincipalBook(Resources(self.settings).registry).enroll(
             UP_SERVICE, PrincipalKind.SERVICE, local_actor(getpass.getuser()))
         env = {**self.env, "MLC_TOKEN": enrolled.token,
                "MLC_API_URL": f"http://{self.settings.host}:{self.settings.api_port}"}
@@ -280,7 +280,7 @@ Next, in another terminal (with .venv/bin on PATH):
     def alert(self, signal_: AlertSignal) -> None:
         """Raise and deliver an alert of the installation itself; never stops `mlc up`."""
         try:
-            ctx = Context(self.settings)
+            ctx = Resources(self.settings)
             window = timedelta(minutes=self.settings.alert_suppression_minutes)
             AlertBook(ctx.registry).raise_alert(signal_, ctx.alert_channels_for(signal_),
                                                 window)

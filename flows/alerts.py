@@ -9,9 +9,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_UI_URL
 
-from deployments.context import Context
 from mlc_tasks.alert_records import Alert, AlertSignal, DeliveryReport
 from mlc_tasks.registry.alerts import AlertBook
+from mlc_tasks.resources import resources
 
 
 def current_run_url() -> str | None:
@@ -24,7 +24,7 @@ def current_run_url() -> str | None:
 def raise_alert(signal: AlertSignal) -> Alert:
     """Record the alert (one per problem while open), show it on the run's page in the Prefect
     UI, and deliver it; a channel that fails never fails the flow (the sweeper re-sends)."""
-    ctx = Context()
+    ctx = resources()
     if signal.run_url is None:
         signal = signal.model_copy(update={"run_url": current_run_url()})
     window = timedelta(minutes=ctx.settings.alert_suppression_minutes)
@@ -63,7 +63,7 @@ def alert_markdown(alert: Alert) -> str:
 @flow(name="alert-sweeper")
 def alert_sweeper() -> DeliveryReport:
     """Deliver every alert notification still pending (run every minute by `mlc up`)."""
-    report = Context().deliver_alerts()
+    report = resources().deliver_alerts()
     get_run_logger().info("alerts: %d sent, %d failed, %d still pending", report.sent,
                           report.failed, report.pending)
     return report

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.audit_anchor import anchor_log
 from mlc_tasks.errors import AuditChainError, AuditKeyError
+from mlc_tasks.resources import resources
 
 FLOW = "audit-anchor"
 TITLES = {"chain": "the audit log is broken",
@@ -27,7 +27,7 @@ def audit_alert(what: str, problem: str) -> AlertSignal:
 @flow(name=FLOW)
 def audit_anchor() -> str:
     """Anchor the audit log's head (not again when it has not moved); returns what was done."""
-    ctx = Context()
+    ctx = resources()
     try:
         done = anchor_log(ctx.registry, ctx.settings.anchor_url())
     except (AuditChainError, AuditKeyError) as exc:

@@ -10,7 +10,6 @@ from contextvars import ContextVar
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from deployments.context import Context
 from flows.daily_backtest import prod_env
 from mlc_tasks import locations
 from mlc_tasks.batch_scoring import score_file
@@ -18,6 +17,7 @@ from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import version_model
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import resources
 
 FLOW = "batch-score"
 # The CLI sets this to drive its progress bar; a served run has no listener.
@@ -29,7 +29,7 @@ progress_listener: ContextVar[Callable[[int, int], None] | None] = ContextVar(
 def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
     """Score `input_uri` (a CSV under an allowed data root) with the version serving
     production."""
-    ctx = Context()
+    ctx = resources()
     policy = LocationPolicy.from_settings(ctx.settings)
     input_uri = locations.check(input_uri, policy, "input_uri").url  # before anything loads
     version = ctx.registry.version_in_env_at(model, prod_env(ctx), utcnow())

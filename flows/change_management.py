@@ -9,8 +9,6 @@ from datetime import datetime
 
 from prefect import flow, get_run_logger
 
-from deployments.context import Context
-from deployments.decide import prefect_api
 from flows.alerts import raise_alert
 from flows.human_tasks import open_task
 from flows.on_model_changed import Aborted, await_review, deploy_stage, review_terms
@@ -24,10 +22,11 @@ from mlc_tasks.policy import RetrainingRule
 from mlc_tasks.registry import DeploymentRecord, TestResult, ThresholdCheck, VersionRecord
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources, resources
 from mlc_tasks.task_records import TaskKind
 
 
-def rule_for(ctx: Context, model: str) -> RetrainingRule:
+def rule_for(ctx: Resources, model: str) -> RetrainingRule:
     record = ctx.registry.get_model(model)
     return ctx.policy().retraining_for(model, record.type, record.risk_tier)
 
@@ -43,7 +42,7 @@ def replaced_at(history: list[DeploymentRecord], version_id: str) -> datetime | 
 @flow(name="retire-champions")
 def retire_champions() -> list[str]:
     """Retire every replaced champion whose grace period has passed."""
-    ctx, now, retired = Context(), utcnow(), []
+    ctx, now, retired = resources(), utcnow(), []
     for model in ctx.registry.list_models():
         grace = rule_for(ctx, model.name).grace_period
         champion = ChampionBook(ctx.registry).champion(model.name)
@@ -71,7 +70,7 @@ def critical_breaches(rule: RetrainingRule, results: list[TestResult]) -> list[T
     return found
 
 
-def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[TestResult],
+def rollback_if_critical(ctx: Resources, version: VersionRecord, results: list[TestResult],
                          source: str) -> VersionRecord | None:
     """Put the previous champion back when the policy says so; returns it, or None."""
     rule = rule_for(ctx, version.model)
@@ -105,7 +104,7 @@ def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[Tes
                f"the grace period of {rule.grace_period}; production serves {previous.ref} "
                "again. A review task asks whether to serve it again or retire it."))
     try:  # the event starts rollback-review, which asks a person
-        events.emit(events.rolled_back_event(version, previous.number, what), prefect_api(ctx))
+        events.emit(events.rolled_back_event(version, previous.number, what), ctx.prefect_api_url())
     except TransientError as exc:
         get_run_logger().error("%s; start the review by hand: prefect deployment run "
                                "rollback-review/rollback-review -p model=%s -p number=%d", exc,
@@ -117,7 +116,7 @@ def rollback_if_critical(ctx: Context, version: VersionRecord, results: list[Tes
 def rollback_review(model: str, number: int, breach: str = "") -> str:
     """After an automatic rollback, a person decides: retry serves the version in production
     again (a false alarm), abort retires it. Started by the rolled-back event."""
-    ctx = Context()
+    ctx = resources()
     version = ctx.registry.get_version(model, number)
     if version.state != Life.DEPLOYED:
         return f"{version.ref} is {version.state}: nothing to review"

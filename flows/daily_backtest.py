@@ -12,7 +12,6 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from flows.change_management import rollback_if_critical
 from mlc_tasks import evaluation
@@ -22,12 +21,13 @@ from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources, resources
 from mlc_tasks.submission import stored_spec
 
 FLOW = "daily-backtest"
 
 
-def backtest_version(ctx: Context, version: VersionRecord, location: str, day: date
+def backtest_version(ctx: Resources, version: VersionRecord, location: str, day: date
                      ) -> TestResult:
     """The test job on the day's labelled rows; a "no data" record when nothing arrived. A
     location outside the allowed roots is refused before it is looked in (bad data: alerted)."""
@@ -54,7 +54,7 @@ def backtest_models(names: list[str], day: date, strict: bool = False
     """One task for a batch of models: a Prefect task per small model would cost more than
     the test itself. A model whose data is wrong is alerted and the others go on (`strict`:
     the error is raised, for a person who asked for one model)."""
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     models = {m.name: m for m in ctx.registry.list_models()}
     env, stored = prod_env(ctx), []
     for name in names:
@@ -78,7 +78,7 @@ def backtest_models(names: list[str], day: date, strict: bool = False
 @flow(name=FLOW)
 def daily_backtest(model: str | None = None, day: str | None = None) -> list[TestResult]:
     """Backtest every model in production (or one) on `day` (YYYY-MM-DD; default yesterday)."""
-    ctx = Context()
+    ctx = resources()
     when = parse_day(day)
     if model:
         ctx.registry.get_model(model)  # a clear error for an unknown model
@@ -114,7 +114,7 @@ def parse_day(day: str | None) -> date:
         raise InvalidInputError(f"day: '{day}' is not a date like 2026-11-25") from exc
 
 
-def prod_env(ctx: Context) -> str:
+def prod_env(ctx: Resources) -> str:
     return ctx.policy().deployment.prod.get("env", "prod")
 
 

@@ -9,8 +9,6 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger, runtime
 
-from deployments.context import Context
-from deployments.decide import prefect_api
 from flows.alerts import raise_alert
 from mlc_tasks import events
 from mlc_tasks.alert_records import AlertSignal, Severity
@@ -18,6 +16,7 @@ from mlc_tasks.data_sensor import day_of, sense
 from mlc_tasks.locations import LocationPolicy, redact
 from mlc_tasks.registry.arrivals import Arrival, ArrivalBook
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources, resources
 
 FLOW = "data-sensor"
 
@@ -28,7 +27,7 @@ def data_sensor(watch_seconds: float = 0) -> list[str]:
     process for many looks: a flow run per look would start a Python process every few
     seconds). The time counts from the run's scheduled start, so a run that started late
     still ends before the next one is due. Returns the files that started a process."""
-    ctx = Context()
+    ctx = resources()
     deadline = time.monotonic() + watch_seconds - seconds_since_due()
     started = look(ctx)
     while (pause := ctx.policy().sensor.every.total_seconds()) < deadline - time.monotonic():
@@ -43,7 +42,7 @@ def seconds_since_due() -> float:
     return max(0.0, (datetime.now(UTC) - due).total_seconds()) if due else 0.0
 
 
-def look(ctx: Context) -> list[str]:
+def look(ctx: Resources) -> list[str]:
     """One look at every model's data location, then send what arrived. A location outside
     the allowed roots is never listed: it is alerted, like one that cannot be read."""
     logger, policy, book = get_run_logger(), ctx.policy(), ArrivalBook(ctx.registry)
@@ -62,7 +61,7 @@ def look(ctx: Context) -> list[str]:
     return [send(ctx, book, arrival) for arrival in book.unsent()]
 
 
-def send(ctx: Context, book: ArrivalBook, arrival: Arrival) -> str:
+def send(ctx: Resources, book: ArrivalBook, arrival: Arrival) -> str:
     """Emit the arrival's event, then mark it sent (a crash between the two sends it again;
     the processes it starts find their work done)."""
     day = day_of(arrival.path)
@@ -70,7 +69,7 @@ def send(ctx: Context, book: ArrivalBook, arrival: Arrival) -> str:
                                  data=arrival.path, detail={
                                      "sha256": arrival.sha256,
                                      "day": day.isoformat() if day else None})
-    events.emit(event, prefect_api(ctx))
+    events.emit(event, ctx.prefect_api_url())
     book.mark_emitted(arrival.id)
     return arrival.path
 

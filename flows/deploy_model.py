@@ -10,12 +10,12 @@ from prefect import flow, get_run_logger, task
 from prefect import runtime as runtime_info
 from prefect.cache_policies import NO_CACHE
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import DeployRefusedError, MlcError, TransientError
 from mlc_tasks.registry.refusals import record_refusal
+from mlc_tasks.resources import resources
 from mlc_tasks.run_requests import refuse_production
 
 ACTOR = "deploy-model"
@@ -52,7 +52,7 @@ def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "
     """Deploy version `version` of `model` onto the one runtime matching `tags` (not
     production)."""
     logger = get_run_logger()
-    ctx = Context()
+    ctx = resources()
     prod = ctx.policy().deployment.prod
     try:
         refuse_production(tags, prod, "tags")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -25,7 +23,6 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from deployments.context import Context
 from flows.alerts import current_run_url, raise_alert
 from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
@@ -35,6 +32,8 @@ from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources
+from mlc_tasks.run_health import holder
 from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
 from mlc_tasks.verification import REUSED_CODE, WRONG_CODE, Attempt, Expected, Verdict, verify
 
@@ -80,12 +79,7 @@ SYSTEM_INPUT = {
 }
 
 
-def holder() -> str:
-    """host:pid of this process: `mlc up` restarts runs whose holder is gone."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def open_task(ctx: Context, kind: TaskKind, version_id: str, step: str, *, groups: list[str],
+def open_task(ctx: Resources, kind: TaskKind, version_id: str, step: str, *, groups: list[str],
               quorum: int, deadline: timedelta, detail: dict[str, str]) -> HumanTask:
     """Open (or, after a restart, take over) the task; announce a new one."""
     run_id = runtime.flow_run.id
@@ -99,7 +93,7 @@ def open_task(ctx: Context, kind: TaskKind, version_id: str, step: str, *, group
     return task
 
 
-def wait_for_decision(ctx: Context, task: HumanTask, description: str,
+def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
                       members: Callable[[], set[str]]) -> HumanTask:
     """Pause until the task is closed; each resume is one attempt, recorded (accepted or
     refused, with the reason) before pausing again. Returns the closed task."""
@@ -155,7 +149,7 @@ def form_fields(given: RunInput) -> tuple[Attempt, str]:
                    one_time_code=given.one_time_code or None), given.comment
 
 
-def verify_attempt(ctx: Context, task: HumanTask, attempt: Attempt,
+def verify_attempt(ctx: Resources, task: HumanTask, attempt: Attempt,
                    evidence_sha256: str) -> Verdict:
     """Who this attempt is from, proved by a minted proof or a one-time code. Whatever goes
     wrong while checking (a crafted input, a busy database) leaves it unverified: the attempt
@@ -176,7 +170,7 @@ def verify_attempt(ctx: Context, task: HumanTask, attempt: Attempt,
         return Verdict(person=attempt.claimed[:255], channel="unknown", refusal=why)
 
 
-def known_person(ctx: Context, principals: PrincipalBook, pid: str) -> Principal | None:
+def known_person(ctx: Resources, principals: PrincipalBook, pid: str) -> Principal | None:
     """An enrolled principal; else a person of the policy the control-plane API may have
     authenticated through the SSO proxy (never someone revoked: that one is enrolled)."""
     found = principals.get(pid)
@@ -211,7 +205,7 @@ def pause_timeout(task: HumanTask) -> int:
     return max(1, int((task.deadline - utcnow() + PAUSE_GRACE).total_seconds()))
 
 
-def finish(ctx: Context, task: HumanTask) -> HumanTask:
+def finish(ctx: Resources, task: HumanTask) -> HumanTask:
     """Announce how the task ended: an escalation alert when it expired."""
     if task.status == TaskStatus.EXPIRED:
         raise_alert(expired_signal(task))
@@ -220,7 +214,7 @@ def finish(ctx: Context, task: HumanTask) -> HumanTask:
     return task
 
 
-def resolve_waiting_alert(ctx: Context, task: HumanTask) -> None:
+def resolve_waiting_alert(ctx: Resources, task: HumanTask) -> None:
     """The 'task waiting' alert ends with the task (its incident is resolved too)."""
     book, fingerprint = AlertBook(ctx.registry), waiting_signal(task).fingerprint()
     for alert in book.list(model=task.model):
@@ -255,7 +249,7 @@ def expired_signal(task: HumanTask) -> AlertSignal:
                f"Groups: {', '.join(task.groups) or '-'}. To try again, submit a new version.")
 
 
-def mirror(ctx: Context, task: HumanTask, opened: bool) -> None:
+def mirror(ctx: Resources, task: HumanTask, opened: bool) -> None:
     """Mirror the task to ServiceNow (one record per task, found again by its id) when that
     channel is configured; a failure is logged, never fatal: the task lives in the registry."""
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from flows.human_tasks import (
     finish,
@@ -23,6 +22,7 @@ from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.registry import ModelRecord
 from mlc_tasks.registry.governance import ChangeRecord, GovernanceBook
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources, resources
 from mlc_tasks.task_records import HumanTask, TaskKind, TaskStatus
 
 FLOW = "model-change"
@@ -31,7 +31,7 @@ FLOW = "model-change"
 @flow(name=FLOW)
 def model_change(model: str, change_id: int) -> str:
     """Wait for the model-risk group to decide change `change_id` of `model`."""
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     change = GovernanceBook(ctx.registry).change(change_id)
     if change.model != model:
         raise InvalidInputError(f"change {change_id} is a change of {change.model}, not {model}")
@@ -52,7 +52,7 @@ def model_change(model: str, change_id: int) -> str:
            "values stay"
 
 
-def take_over(ctx: Context, change: ChangeRecord) -> HumanTask | None:
+def take_over(ctx: Resources, change: ChangeRecord) -> HumanTask | None:
     """Point the change task at this run (the registry opened it with the request); the
     first run to take it announces it. None if it closed in the meantime."""
     first = change.flow_run_id is None

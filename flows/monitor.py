@@ -18,7 +18,6 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from flows.change_management import rollback_if_critical
 from flows.daily_backtest import parse_day, prod_env
@@ -33,6 +32,7 @@ from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.policy import MonitoringPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources, resources
 from mlc_tasks.submission import stored_spec
 from mlc_tasks.training import read_training_data
 
@@ -52,7 +52,7 @@ def recent_rows(location: str, last_day: date, days: int, policy: LocationPolicy
             f"{location} ({len(found)} of {days} days)", digest)
 
 
-def scoring_inputs(ctx: Context, version: VersionRecord, last_day: date, days: int
+def scoring_inputs(ctx: Resources, version: VersionRecord, last_day: date, days: int
                    ) -> tuple[pd.DataFrame | None, str]:
     """What the runtimes scored for this version in the window and since (inputs are there
     at once; labels arrive a day later)."""
@@ -75,7 +75,7 @@ def training_snapshot(version: VersionRecord, policy: LocationPolicy) -> pd.Data
                                                      policy)))
 
 
-def check_version(ctx: Context, version: VersionRecord, location: str, last_day: date,
+def check_version(ctx: Resources, version: VersionRecord, location: str, last_day: date,
                   policy: MonitoringPolicy) -> list[TestResult]:
     """Drift, performance and fairness records for one version (not stored here)."""
     window = f"{last_day - timedelta(days=policy.window_days - 1)}..{last_day}"
@@ -127,7 +127,7 @@ def check_version(ctx: Context, version: VersionRecord, location: str, last_day:
 
 @task(name="monitor-models", cache_policy=NO_CACHE)
 def monitor_models(models: list[str], last_day: date, strict: bool) -> list[TestResult]:
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     policy, stored = ctx.policy().monitoring, []
     for name in models:
         model = ctx.registry.get_model(name)
@@ -154,7 +154,7 @@ def monitor_models(models: list[str], last_day: date, strict: bool) -> list[Test
 def monitor(model: str | None = None, day: str | None = None) -> list[TestResult]:
     """Monitor every model in production (or one) over the days ending `day` (default
     yesterday)."""
-    ctx = Context()
+    ctx = resources()
     last_day = parse_day(day)
     if model:
         ctx.registry.get_model(model)
@@ -172,7 +172,7 @@ def monitor(model: str | None = None, day: str | None = None) -> list[TestResult
     return results
 
 
-def show(ctx: Context, version: VersionRecord, results: list[TestResult]) -> None:
+def show(ctx: Resources, version: VersionRecord, results: list[TestResult]) -> None:
     lines = [f"## Monitoring {version.ref}, {results[0].window}", "",
              "| check | outcome | passed | failing |", "|---|---|---|---|"]
     for r in results:

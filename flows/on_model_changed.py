@@ -16,8 +16,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed, State
 
-from deployments.context import Context
-from deployments.decide import holder_alive
 from flows.alerts import current_run_url, raise_alert
 from flows.deploy_model import deploy_failed, deploy_version
 from flows.human_tasks import open_task, wait_for_decision
@@ -34,6 +32,8 @@ from mlc_tasks.registry import ModelRecord, TestResult, VersionRecord
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources, resources
+from mlc_tasks.run_health import holder_alive
 from mlc_tasks.scan import ScanResult, scan_version
 from mlc_tasks.submission import stored_spec
 from mlc_tasks.task_records import HumanTask, TaskKind, TaskStatus
@@ -59,7 +59,7 @@ class Aborted(Exception):
 
 @task(name="train-version", cache_policy=NO_CACHE)
 def train_version(version: VersionRecord) -> VersionRecord:
-    ctx = Context()
+    ctx = resources()
     model_type = ModelType(ctx.registry.get_model(version.model).type)
     artifact = training.train_artifact(version, model_type, ctx.settings.trusted_types,
                                        ctx.store())
@@ -70,7 +70,7 @@ def train_version(version: VersionRecord) -> VersionRecord:
 def scan(version: VersionRecord) -> ScanResult:
     """Scan against the runtimes of both stages (a stage without a live runtime fails here,
     before anyone spends time approving)."""
-    ctx = Context()
+    ctx = resources()
     stages = ctx.policy().deployment
     candidates = [ctx.choose_runtime(stages.qa), ctx.choose_runtime(stages.prod)]
     requirements = stored_spec(str(version.package_uri)).requirements
@@ -90,7 +90,7 @@ def scan(version: VersionRecord) -> ScanResult:
 @flow(name=FLOW)
 def on_model_changed(model: str, number: int) -> State:
     """Take version `number` of `model` from submission to production."""
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)
     if version.state in (Life.DEPLOYED, Life.REJECTED, Life.FAILED, Life.RETIRED):
         close_stale_tasks(ctx, version, f"{version.ref} is already {version.state}")
@@ -119,13 +119,13 @@ def on_model_changed(model: str, number: int) -> State:
     return Completed(message=f"{version.ref} deployed to QA and production")
 
 
-def train_step(ctx: Context, version: VersionRecord) -> VersionRecord:
+def train_step(ctx: Resources, version: VersionRecord) -> VersionRecord:
     if version.artifact_uri is not None:
         return version
     return reviewed(ctx, version, "train", lambda: train_version(version))
 
 
-def reviewed(ctx: Context, version: VersionRecord, step: str, work: Callable[[], T]) -> T:
+def reviewed(ctx: Resources, version: VersionRecord, step: str, work: Callable[[], T]) -> T:
     """Run a step; when it fails, alert and open a review task, then retry or abort as the
     reviewer decides. A review left open by a run that died (a restart) is waited on first:
     the step is not silently tried again behind the reviewer's back."""
@@ -147,7 +147,7 @@ def reviewed(ctx: Context, version: VersionRecord, step: str, work: Callable[[],
             await_review(ctx, version, task, error)
 
 
-def review_terms(ctx: Context) -> dict[str, Any]:
+def review_terms(ctx: Resources) -> dict[str, Any]:
     """Who reviews and by when: the policy's review groups, else the installation's admins; a
     policy file that cannot be read (it may be what failed) falls back to the admins within
     72 hours."""
@@ -160,7 +160,7 @@ def review_terms(ctx: Context) -> dict[str, Any]:
     return {"groups": reviews.groups or admins, "quorum": 1, "deadline": reviews.deadline}
 
 
-def await_review(ctx: Context, version: VersionRecord, task: HumanTask, error: str) -> None:
+def await_review(ctx: Resources, version: VersionRecord, task: HumanTask, error: str) -> None:
     """Wait for the reviewer; return to retry, raise Aborted otherwise."""
     description = review_markdown(version, task.step, error, task.id)
     decided = wait_for_decision(ctx, task, description, lambda: ctx.policy().members(task.groups))
@@ -168,7 +168,7 @@ def await_review(ctx: Context, version: VersionRecord, task: HumanTask, error: s
         raise Aborted(f"{version.ref} failed at {task.step}: {decided.outcome}")
 
 
-def open_tasks(ctx: Context, version: VersionRecord, kind: TaskKind | None = None,
+def open_tasks(ctx: Resources, version: VersionRecord, kind: TaskKind | None = None,
                step: str | None = None) -> list[HumanTask]:
     """The version's open approval and review tasks (a model change is not the version's)."""
     return [t for t in TaskBook(ctx.registry).list(model=version.model)
@@ -176,12 +176,12 @@ def open_tasks(ctx: Context, version: VersionRecord, kind: TaskKind | None = Non
             and kind in (None, t.kind) and step in (None, t.step)]
 
 
-def close_stale_tasks(ctx: Context, version: VersionRecord, reason: str) -> None:
+def close_stale_tasks(ctx: Resources, version: VersionRecord, reason: str) -> None:
     for stale in open_tasks(ctx, version):
         TaskBook(ctx.registry).cancel(stale.id, reason, FLOW)
 
 
-def run_waiting_elsewhere(ctx: Context, version: VersionRecord) -> str | None:
+def run_waiting_elsewhere(ctx: Resources, version: VersionRecord) -> str | None:
     """Another live run already waits on this version's task (e.g. the version was submitted
     twice): let it carry on alone, so nothing is decided or deployed twice."""
     me = str(runtime.flow_run.id)
@@ -203,7 +203,7 @@ def review_markdown(version: VersionRecord, step: str, error: str, task_id: int)
         + f" CLI: `mlc review {task_id} --as YOU --action retry|abort`."])
 
 
-def stored_scan(ctx: Context, version: VersionRecord) -> ScanResult | None:
+def stored_scan(ctx: Resources, version: VersionRecord) -> ScanResult | None:
     """A passed scan of this version recorded by an earlier run."""
     for event in reversed(ctx.registry.audit_events(version.model)):
         if event.action == "version.scanned" and event.entity_id == version.id:
@@ -212,7 +212,7 @@ def stored_scan(ctx: Context, version: VersionRecord) -> ScanResult | None:
     return None
 
 
-def approve(ctx: Context, version: VersionRecord, found: ScanResult) -> bool:
+def approve(ctx: Resources, version: VersionRecord, found: ScanResult) -> bool:
     """Approval as the policy says for the model's type and risk tier. True when approved."""
     version = ctx.registry.get_version(version.model, version.number)
     if version.state in (Life.APPROVED, Life.DEPLOYED):
@@ -243,7 +243,7 @@ def excluded_approvers(rule: ApprovalRule, version: VersionRecord,
     return {}
 
 
-def evidence(ctx: Context, version: VersionRecord, found: ScanResult, task: HumanTask) -> str:
+def evidence(ctx: Resources, version: VersionRecord, found: ScanResult, task: HumanTask) -> str:
     env = ctx.policy().deployment.prod.get("env", "prod")
     previous = ctx.registry.version_in_env_at(version.model, env, utcnow())
     return approvals.evidence_markdown(
@@ -251,7 +251,7 @@ def evidence(ctx: Context, version: VersionRecord, found: ScanResult, task: Huma
         else None, found.model_dump(), task, comparison_evidence(ctx, version))
 
 
-def comparison_evidence(ctx: Context, version: VersionRecord) -> str:
+def comparison_evidence(ctx: Resources, version: VersionRecord) -> str:
     """A challenger's comparison with the champion it beat; nothing for other versions."""
     compared = ChampionBook(ctx.registry).comparison(version.id)
     if compared is None:
@@ -263,12 +263,12 @@ def comparison_evidence(ctx: Context, version: VersionRecord) -> str:
                                if ui else None)
 
 
-def latest_test(ctx: Context, version: VersionRecord) -> TestResult | None:
+def latest_test(ctx: Resources, version: VersionRecord) -> TestResult | None:
     results = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     return results[-1] if results else None
 
 
-def promote(ctx: Context, version: VersionRecord) -> None:
+def promote(ctx: Resources, version: VersionRecord) -> None:
     """Production. A challenger first takes the champion's place, if the champion is still
     the one it beat (else ChampionChangedError); an aborted deploy gives the place back."""
     compared = ChampionBook(ctx.registry).comparison(version.id)
@@ -283,7 +283,7 @@ def promote(ctx: Context, version: VersionRecord) -> None:
         raise
 
 
-def deploy_stage(ctx: Context, version: VersionRecord, stage: str) -> None:
+def deploy_stage(ctx: Resources, version: VersionRecord, stage: str) -> None:
     """Deploy onto the stage's runtime (by the policy's tags); deploy_version smoke-tests the
     sample rows and the health report before it records the deployment."""
     tags = getattr(ctx.policy().deployment, stage)
@@ -297,7 +297,7 @@ def deploy_stage(ctx: Context, version: VersionRecord, stage: str) -> None:
                           "now serves" if done else "already served", version.ref, stage)
 
 
-def reject(ctx: Context, version: VersionRecord, reason: str) -> State:
+def reject(ctx: Resources, version: VersionRecord, reason: str) -> State:
     ctx.registry.transition(version.id, Life.REJECTED, FLOW, reason)
     raise_alert(AlertSignal(
         severity=Severity.WARNING, model=version.model, version=version.number, source=FLOW,

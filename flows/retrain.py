@@ -14,7 +14,6 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from deployments.context import Context
 from flows.on_model_changed import on_model_changed
 from mlc_tasks import challenge, comparison, evaluation, retraining, training
 from mlc_tasks.comparison import ComparisonSettings
@@ -29,6 +28,7 @@ from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
 from mlc_tasks.registry.refusals import record_refusal
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.resources import Resources, resources
 from mlc_tasks.run_requests import Trigger, checked_trigger
 from mlc_tasks.submission import stored_spec
 
@@ -40,7 +40,7 @@ def train_challenger(champion: VersionRecord, spec: TrainingSpec, train: pd.Data
                      data: retraining.NewData, requester: str) -> VersionRecord:
     """Fit the champion's recipe on the training rows and register the challenger (the same
     champion and data again is the same version), submitted by whoever asked for it."""
-    ctx = Context()
+    ctx = resources()
     model = ctx.registry.get_model(champion.model)
     pipeline = training.fit(ModelType(model.type), spec, champion.input_schema, train,
                             champion.label)
@@ -56,7 +56,7 @@ def train_challenger(champion: VersionRecord, spec: TrainingSpec, train: pd.Data
 def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFrame,
             uri: str, rule: ComparisonSettings) -> ComparisonRecord:
     """Paired tests on the held-out rows, recorded once on both versions."""
-    ctx = Context()
+    ctx = resources()
     held_sha = retraining.frame_sha256(held)
     book = ChampionBook(ctx.registry)
     done = book.comparison(challenger.id, champion.id, held_sha)
@@ -75,7 +75,7 @@ def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFra
                                   found.model_dump(mode="json"), FLOW)
 
 
-def record_holdout_test(ctx: Context, version: VersionRecord, model: Any, held: pd.DataFrame,
+def record_holdout_test(ctx: Resources, version: VersionRecord, model: Any, held: pd.DataFrame,
                         held_sha: str, kind: str, own: tuple[str, str] | None, uri: str) -> None:
     """The standard test record of each on the held-out rows. The challenger's is its test
     (on-model-changed re-uses it): the newest labelled rows, not the package's older test
@@ -96,7 +96,7 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual",
     recent days; compare with the champion; promote through on-model-changed if it wins.
     `trigger` (manual, schedule, new data, notification) says what asked; an event may carry
     any parameters, so it is checked, and the audited actor is this flow."""
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     record = ctx.registry.get_model(model)
     try:
         asked = checked_trigger(trigger)
@@ -142,7 +142,7 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual",
     return on_model_changed(model, challenger.number)
 
 
-def requested_by(ctx: Context, model: str, trigger: Trigger, request: str | None) -> str:
+def requested_by(ctx: Resources, model: str, trigger: Trigger, request: str | None) -> str:
     """Who asked, from the registry (never from a parameter): the person or service whose
     request the control-plane API recorded under this id; else the system (the sensor, a
     schedule, a notification, or a run started straight on Prefect)."""

@@ -12,13 +12,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from deployments.context import Context
 from flows.alerts import raise_alert
 from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.resources import resources
 from mlc_tasks.submission import package_member, stored_spec
 
 
@@ -26,7 +26,7 @@ from mlc_tasks.submission import package_member, stored_spec
 def run_test_job(version: VersionRecord) -> TestResult:
     """The package's test data and own metrics function (from its stored model.yaml), the
     policy's thresholds for the model's type."""
-    ctx = Context()
+    ctx = resources()
     if version.package_uri is None or version.artifact_uri is None:
         raise InvalidPackageError(f"{version.ref}: no stored package or artifact to test")
     spec = stored_spec(version.package_uri)
@@ -58,7 +58,7 @@ def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSign
 @flow(name="test-model")
 def test_model(model: str, number: int) -> bool:
     """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
-    ctx, logger = Context(), get_run_logger()
+    ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)
     done = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
     result = done[-1] if done else ctx.registry.add_test_result(

@@ -87,7 +87,7 @@ class LocationPolicy(BaseModel):
 
 
 def installation_policy() -> LocationPolicy:
-    """The policy of the installation's settings (what a flow's Context reads), for callers that
+    """The policy of the installation's settings (what a flow's resources read), for callers that
     were not handed one."""
     return LocationPolicy.from_settings(MlcSettings())
 

@@ -4,6 +4,8 @@ slot, failing, or never starting), so a restart can settle the first and alert o
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -82,3 +84,25 @@ def _stuck(last: list[RunView], in_a_row: int) -> str | None:
         return (f"its last {in_a_row} runs ended {last[-1].state_name or last[-1].state_type}: "
                 f"{last[-1].message}")
     return None
+
+
+def holder() -> str:
+    """host:pid of this process, kept with a task its run waits on: `mlc up` restarts runs
+    whose holder is gone."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_alive(holder: str | None) -> bool:
+    """Whether the process holding a paused run still lives (unknown on another host: yes)."""
+    if not holder:
+        return False
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True

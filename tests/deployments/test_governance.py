@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments.context import Context
 from deployments.governance import request_model_change
 from mlc_tasks.errors import ChangePendingError, InvalidInputError, UnsafeLocationError
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import TaskKind
@@ -21,11 +21,11 @@ ANA = "ana.lopez@bank.example"
 
 
 @pytest.fixture
-def ctx(local_settings: MlcSettings, package: Path) -> Context:
+def ctx(local_settings: MlcSettings, package: Path) -> Resources:
     """credit-risk registered as a medium-risk model; no policy file (the admins decide)."""
     spec = yaml.safe_load((package / "model.yaml").read_text())
     (package / "model.yaml").write_text(yaml.safe_dump({**spec, "risk_tier": "medium"}))
-    found = Context(local_settings)
+    found = Resources(local_settings)
     submit_package(package, found.registry, found.store(), list(REVIEWED_TYPES), "sam")
     return found
 

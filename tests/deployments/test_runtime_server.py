@@ -17,13 +17,13 @@ from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import update
 
-from deployments.context import Context
 from deployments.runtime_server import BoundedBody
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import MlcError, RuntimeUnavailableError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, VersionRecord
 from mlc_tasks.registry.tables import VersionRow
+from mlc_tasks.resources import Resources
 from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest, RuntimeClient, deploy_version
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
@@ -335,7 +335,7 @@ def test_each_runtime_has_its_own_token_and_the_qa_token_does_not_open_prod(
         assert httpx.post(f"{prod.url}/admin/rollback", headers=bearer(token)).status_code == 401
     assert health(prod)["deployed"] is None
     # the deploying code holds the token of the runtime it deploys to
-    ctx = Context(settings)
+    ctx = Resources(settings)
     record = local_registry.get_runtime("prod")
     assert deploy_version(local_registry, ctx.runtime_client(record), record, version, "flow")
     assert ctx.runtime_client(prod.url).health()["deployed"]["version_id"] == version.id

@@ -21,7 +21,7 @@ from tests.mlc_tasks.audit_attack import rewrite_chain
 @pytest.fixture
 def logged(local_settings: MlcSettings, examples_dir: Path,
            monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.setenv("MLC_HOME", str(local_settings.home))  # what the flow's Context reads
+    monkeypatch.setenv("MLC_HOME", str(local_settings.home))  # what the flow's resources read
     registry = Registry(local_settings.registry_url(),
                         audit_key=local_settings.resolved_audit_key())
     submit_package(examples_dir / "house-prices", registry,

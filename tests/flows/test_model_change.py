@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from sqlalchemy import select
 
-from deployments.context import Context
 from deployments.governance import request_model_change
 from flows.model_change import model_change
 from flows.on_model_changed import on_model_changed
@@ -27,6 +26,7 @@ from mlc_tasks.people import PrincipalKind
 from mlc_tasks.registry.principals import PrincipalBook
 from mlc_tasks.registry.tables import CredentialUseRow
 from mlc_tasks.registry.tasks import TaskBook
+from mlc_tasks.resources import Resources
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import HumanTask, TaskDecision, TaskKind, TaskStatus
@@ -137,7 +137,7 @@ def fresh_code(stack: Stack, person: str, secret: str) -> str:
 def test_lowering_waits_for_model_risk_and_the_requester_cannot_approve(
         governed, people, examples_dir, tmp_path) -> None:
     register(governed, examples_dir, tmp_path, "lower-risk", "high")
-    outcome = request_model_change(Context(), "lower-risk", {"risk_tier": "low"}, ANA)
+    outcome = request_model_change(Resources(), "lower-risk", {"risk_tier": "low"}, ANA)
     assert outcome.applied == [] and outcome.groups == ["model-risk"]
     run = InThread(model_change, "lower-risk", outcome.change_id)
     task = paused(governed, int(outcome.change_id))
@@ -164,7 +164,7 @@ def test_a_rejected_change_leaves_the_model_unchanged(governed, people, examples
                                                       tmp_path) -> None:
     register(governed, examples_dir, tmp_path, "keep-risk", "high")
     before = governed.registry.get_model("keep-risk")
-    outcome = request_model_change(Context(), "keep-risk", {"owner": "bob@bank.example",
+    outcome = request_model_change(Resources(), "keep-risk", {"owner": "bob@bank.example",
                                                             "risk_tier": "medium"}, ANA)
     run = InThread(model_change, "keep-risk", outcome.change_id)
     assert decide(governed, int(outcome.change_id), RITA, people[RITA], "reject",
@@ -178,7 +178,7 @@ def test_the_run_takes_the_change_from_the_registry_only(governed, examples_dir,
                                                          tmp_path) -> None:
     register(governed, examples_dir, tmp_path, "one-risk", "high")
     register(governed, examples_dir, tmp_path, "other-risk", "high")
-    outcome = request_model_change(Context(), "one-risk", {"team": "valuation"}, ANA)
+    outcome = request_model_change(Resources(), "one-risk", {"team": "valuation"}, ANA)
     wrong_model = model_change("other-risk", outcome.change_id, return_state=True)
     assert wrong_model.is_failed() and "a change of one-risk, not other-risk" in (
         wrong_model.message)
@@ -190,7 +190,7 @@ def test_the_run_takes_the_change_from_the_registry_only(governed, examples_dir,
 def test_a_raised_tier_is_what_the_next_approval_uses(governed, people, examples_dir,
                                                       tmp_path) -> None:
     register(governed, examples_dir, tmp_path, "raise-risk", "low")
-    outcome = request_model_change(Context(), "raise-risk", {"risk_tier": "high"}, ANA)
+    outcome = request_model_change(Resources(), "raise-risk", {"risk_tier": "high"}, ANA)
     assert [c.new for c in outcome.applied] == ["high"] and outcome.change_id is None
     run = InThread(on_model_changed, "raise-risk", 1)
     deadline = time.monotonic() + 120

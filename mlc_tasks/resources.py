@@ -1,11 +1,18 @@
-"""Wiring shared by the CLI, the runtime and the flows: settings → registry, store, clients."""
+"""The resources a process works with — settings, registry, artifact store, runtime clients,
+alert channels, policy — built once per run and passed down (Dagster's resources). A test
+swaps a part through the constructor (an in-memory store, a loopback channel) and puts the
+whole in place with `using`; a flow reads the run's with `resources()`."""
 
 from __future__ import annotations
 
 import logging
 import os
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
 import httpx
 from pydantic import SecretStr
@@ -34,13 +41,18 @@ from mlc_tasks.settings import MlcSettings
 log = logging.getLogger(__name__)
 
 
-class Context:
-    """Everything a command needs, built once from settings."""
+class Resources:
+    """Everything a process needs, each part built on first use from settings (or given)."""
 
-    def __init__(self, settings: MlcSettings | None = None) -> None:
+    def __init__(self, settings: MlcSettings | None = None, *, registry: Registry | None = None,
+                 store: ArtifactStore | None = None, channels: dict[str, Channel] | None = None,
+                 policy: Policy | None = None) -> None:
         self.settings = settings or MlcSettings()
-        self._registry: Registry | None = None
-        self._channels: dict[str, Channel] | None = None
+        self._registry = registry
+        self._store = store
+        self._channels = channels
+        self._policy = policy
+        self._policy_read: tuple[tuple[int, int, int], Policy] | None = None
 
     @property
     def registry(self) -> Registry:
@@ -50,7 +62,9 @@ class Context:
         return self._registry
 
     def store(self) -> ArtifactStore:
-        return ArtifactStore(self.settings.artifact_url())
+        if self._store is None:
+            self._store = ArtifactStore(self.settings.artifact_url())
+        return self._store
 
     def runtime_client(self, runtime: RuntimeRecord | str) -> RuntimeClient:
         """A client holding that runtime's own admin token; given a URL, the runtime registered
@@ -80,7 +94,15 @@ class Context:
         return self._channels
 
     def policy(self) -> Policy:
-        return load_policy(self.settings.policy_file)
+        """The policy file, read again only when it changed: a run waiting days for a person
+        decides on today's policy (who is in a group now), without re-reading it each time."""
+        if self._policy is not None:
+            return self._policy
+        path = self.settings.policy_file
+        stamp = file_stamp(path)
+        if self._policy_read is None or self._policy_read[0] != stamp or stamp[0] < 0:
+            self._policy_read = (stamp, load_policy(path))
+        return self._policy_read[1]
 
     def alert_channels_for(self, signal: AlertSignal) -> list[str]:
         """The configured channels the policy routes this alert to."""
@@ -124,7 +146,61 @@ class Context:
             raise TransientError(f"Prefect server unreachable for secret {block}: {exc}") from exc
 
     def prefect_api_url(self) -> str:
-        return os.environ.get("PREFECT_API_URL") or self.settings.prefect_api_url()
+        """The Prefect server `mlc up` started (or PREFECT_API_URL, or the test server in
+        effect); never a throwaway ephemeral server, which would not know our runs."""
+        from prefect.settings import PREFECT_API_URL
+
+        return str(PREFECT_API_URL.value() or self.settings.prefect_api_url())
+
+
+_given: ContextVar[Resources | None] = ContextVar("mlc_resources", default=None)
+_per_run: dict[str, Resources] = {}
+RACY_NS = 2_000_000_000
+RUNS_KEPT = 16  # one process may run many flows (tests, a task worker): keep the latest
+
+
+def resources() -> Resources:
+    """The resources in effect: those put in place with `using`, else the ones of this flow
+    run (its root run, so a subflow shares them), built on first use; outside a run, new."""
+    given = _given.get()
+    if given is not None:
+        return given
+    from prefect import runtime
+
+    run = runtime.flow_run.root_flow_run_id or runtime.flow_run.id
+    if not run:
+        return Resources()
+    if run not in _per_run:
+        while len(_per_run) >= RUNS_KEPT:
+            _per_run.pop(next(iter(_per_run)))
+        _per_run[run] = Resources()
+    return _per_run[run]
+
+
+@contextmanager
+def using(given: Resources) -> Iterator[Resources]:
+    """Every flow and step run inside uses `given` (a test's in-memory store, a loopback
+    channel, a fixed policy)."""
+    token = _given.set(given)
+    try:
+        yield given
+    finally:
+        _given.reset(token)
+
+
+def file_stamp(path: Path | None) -> tuple[int, int, int]:
+    """What tells a changed file from the one read before: inode, size and mtime. A file
+    changed in the last two seconds gets no stamp (as git's "racy" check: mtimes are coarse,
+    so a second write of the same size within one tick would look unchanged)."""
+    if path is None:
+        return (0, 0, 0)
+    try:
+        found = Path(path).stat()
+    except OSError:
+        return (-1, -1, -1)  # load_policy says what is wrong with it
+    if time.time_ns() - found.st_mtime_ns < RACY_NS:
+        return (-1, -1, -1)
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
 
 
 SecretSource = Callable[[SecretStr | None, str], SecretStr | None]
