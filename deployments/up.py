@@ -22,7 +22,7 @@ from deployments.reconcile import (
 )
 from deployments.supervision import Backoff, crashed_signal, restartable
 from mlc_tasks.alert_records import AlertSignal
-from mlc_tasks.errors import MlcError
+from mlc_tasks.errors import MlcError, StartupError
 from mlc_tasks.people import PrincipalKind, local_actor
 from mlc_tasks.prefect_auth import AUTH_FILE, PrefectAuth
 from mlc_tasks.registry.alerts import AlertBook
@@ -94,8 +94,8 @@ class Supervisor:
         ui_url = f"http://{host}:{port}"
         self.api_url = f"{ui_url}/api"
         if is_healthy(f"{self.api_url}/health"):
-            raise MlcError(f"something already answers on {self.api_url}; stop it, or set "
-                           f"PREFECT_API_URL={self.api_url} to use it")
+            raise StartupError(f"something already answers on {self.api_url}; stop it, or "
+                               f"set PREFECT_API_URL={self.api_url} to use it")
         self.env.update(PREFECT_HOME=str(self.settings.home / "prefect"),
                         PREFECT_SERVER_API_HOST=host, PREFECT_SERVER_API_PORT=str(port),
                         PREFECT_UI_API_URL=self.api_url,
@@ -163,7 +163,7 @@ class Supervisor:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if serve.poll() is not None:
-                raise MlcError(f"serving the deployments failed; see {self.logs}/serve.log")
+                raise StartupError(f"serving the deployments failed; see {self.logs}/serve.log")
             try:
                 found = httpx.post(f"{self.api_url}/automations/filter", json={}, timeout=5,
                                    auth=self.auth)
@@ -173,7 +173,7 @@ class Supervisor:
             except httpx.TransportError:
                 pass
             time.sleep(1)
-        raise MlcError(f"the deployments' triggers did not appear within {seconds:.0f} s")
+        raise StartupError(f"the deployments' triggers did not appear within {seconds:.0f} s")
 
     def restart_waiting_runs(self) -> None:
         """Runs that waited on a person died with the last `mlc up`; start them again."""
@@ -364,9 +364,10 @@ def wait_healthy(url: str, what: str, seconds: float,
         if is_healthy(url):
             return
         if process is not None and process.poll() is not None:
-            raise MlcError(f"{what} exited with {process.returncode} before {url} answered")
+            raise StartupError(f"{what} exited with {process.returncode} before {url} "
+                               "answered")
         time.sleep(0.5)
-    raise MlcError(f"{what} did not answer at {url} within {seconds:.0f} s")
+    raise StartupError(f"{what} did not answer at {url} within {seconds:.0f} s")
 
 
 def say(text: str) -> None:

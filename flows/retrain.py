@@ -19,17 +19,17 @@ from mlc_tasks import challenge, comparison, evaluation, retraining, training
 from mlc_tasks.comparison import ComparisonSettings
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import own_metrics, version_model
-from mlc_tasks.lifecycle import TERMINAL
 from mlc_tasks.lifecycle import State as Life
 from mlc_tasks.locations import LocationPolicy
+from mlc_tasks.package_metrics import PackageCode
 from mlc_tasks.packages import ModelType, TrainingSpec
-from mlc_tasks.people import system_actor
 from mlc_tasks.registry import VersionRecord
 from mlc_tasks.registry.champions import ChampionBook, ComparisonRecord
+from mlc_tasks.registry.records import ResultKind
 from mlc_tasks.registry.refusals import record_refusal
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.resources import Resources, resources
-from mlc_tasks.run_requests import Trigger, checked_trigger
+from mlc_tasks.run_requests import checked_trigger
 from mlc_tasks.submission import stored_spec
 
 FLOW = "retrain"
@@ -68,7 +68,7 @@ def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFra
     model_type = ctx.registry.get_model(champion.model).type
     found = challenge.judge(model_type, champion, models[champion.id], models[challenger.id],
                             held, rule, own)
-    for version, kind in ((champion, "holdout"), (challenger, "test")):
+    for version, kind in retraining.holdout_kinds(champion, challenger):
         record_holdout_test(ctx, version, models[version.id], held, held_sha, kind, own, uri)
     return book.record_comparison(champion, challenger, uri, held_sha, found.rows,
                                   found.outcome.value, found.reason,
@@ -76,17 +76,16 @@ def compare(champion: VersionRecord, challenger: VersionRecord, held: pd.DataFra
 
 
 def record_holdout_test(ctx: Resources, version: VersionRecord, model: Any, held: pd.DataFrame,
-                        held_sha: str, kind: str, own: tuple[str, str] | None, uri: str) -> None:
-    """The standard test record of each on the held-out rows. The challenger's is its test
-    (on-model-changed re-uses it): the newest labelled rows, not the package's older test
-    data, say whether it meets the thresholds in the world it will serve."""
-    if kind == "test" and any(r.kind == "test" for r in ctx.registry.test_results(version.id)):
+                        held_sha: str, kind: ResultKind, own: PackageCode | None, uri: str
+                        ) -> None:
+    """The standard test record of each on the held-out rows (retraining.holdout_kinds)."""
+    if not retraining.needs_holdout_test(kind, ctx.registry.test_results(version.id)):
         return
     result = evaluation.test_version(version, model, held, uri, held_sha,
                                      ctx.policy().thresholds_for(ctx.registry.get_model(
                                          version.model).type), kind=kind, own_metrics=own)
-    window = None if kind == "test" else held_sha[:16]
-    ctx.registry.add_test_result(result.model_copy(update={"window": window}), actor=FLOW)
+    ctx.registry.add_test_result(result.model_copy(update={
+        "window": retraining.holdout_window(kind, held_sha)}), actor=FLOW)
 
 
 @flow(name=FLOW)
@@ -96,69 +95,66 @@ def retrain(model: str, data: str | None = None, trigger: str = "manual",
     recent days; compare with the champion; promote through on-model-changed if it wins.
     `trigger` (manual, schedule, new data, notification) says what asked; an event may carry
     any parameters, so it is checked, and the audited actor is this flow."""
-    ctx, logger = resources(), get_run_logger()
-    record = ctx.registry.get_model(model)
-    try:
-        asked = checked_trigger(trigger)
-        requester = requested_by(ctx, model, asked, request)
-        champion = ChampionBook(ctx.registry).champion(model)
-        if champion is None:
-            raise InvalidInputError(f"model: '{model}' has no champion in production to "
-                                    "challenge")
-        rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
-        new = retraining.read_new_data(data, record.data_location, utcnow().date(),
-                                       rule.window_days, LocationPolicy.from_settings(ctx.settings))
-    except InvalidInputError as exc:  # an event or run may carry anything: on the record
-        record_refusal(ctx.registry, actor=FLOW, action="model.retraining_refused",
-                       model=model, reason=str(exc), detail={
-                           "trigger": trigger[:100], "data": (data or "")[:1000],
-                           "request": (request or "")[:64],
-                           "flow_run": str(runtime.flow_run.id)})
-        raise
-    logger.info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref, asked,
-                len(new.rows), new.uri)
-    with ctx.registry.transaction() as session:  # what asked, in the model's story
-        ctx.registry.append_audit(
-            session, actor=FLOW, action="model.retraining", entity="model", entity_id=model,
-            model=model, reason=f"retraining {champion.ref} on {new.uri} ({asked})",
-            detail={"champion": champion.number, "rows": len(new.rows), "data": new.uri,
-                    "trigger": asked.value, "requested_by": requester, "request": request,
-                    "flow_run": str(runtime.flow_run.id)},
-            evidence_sha256=new.sha256)
+    ctx = resources()
+    job = admitted(ctx, model, data, trigger, request)
+    record_start(ctx, job, request)
+    champion, new = job.champion, job.data
     spec = retraining.recipe(champion)
-    train, held = retraining.split_holdout(new.rows, champion.label, rule.holdout, spec.seed)
-    challenger = train_challenger(champion, spec, train, new, requester)
-    decided = compare(champion, challenger, held, f"{new.uri} (held-out rows)", rule.comparison)
+    train, held = retraining.split_holdout(new.rows, champion.label, job.rule.holdout, spec.seed)
+    challenger = train_challenger(champion, spec, train, new, job.requester)
+    decided = compare(champion, challenger, held, f"{new.uri} (held-out rows)",
+                      job.rule.comparison)
     show(decided, champion, challenger)
-    if decided.outcome != comparison.Outcome.PROMOTE.value:
-        current = ctx.registry.get_version(model, challenger.number)
-        if current.state not in TERMINAL | {Life.DEPLOYED}:
-            ctx.registry.transition(challenger.id, Life.REJECTED, FLOW,
-                                    f"champion {champion.ref} kept: {decided.outcome}: "
-                                    f"{decided.reason}")
-        return Completed(message=f"{champion.ref} kept ({decided.outcome}); "
-                                 f"{challenger.ref} rejected")
-    logger.info("%s beat %s: %s", challenger.ref, champion.ref, decided.reason)
+    if not retraining.wins(decided):
+        return keep_champion(ctx, champion, challenger, decided)
+    get_run_logger().info("%s beat %s: %s", challenger.ref, champion.ref, decided.reason)
     return on_model_changed(model, challenger.number)
 
 
-def requested_by(ctx: Resources, model: str, trigger: Trigger, request: str | None) -> str:
-    """Who asked, from the registry (never from a parameter): the person or service whose
-    request the control-plane API recorded under this id; else the system (the sensor, a
-    schedule, a notification, or a run started straight on Prefect)."""
-    if request:
-        trail = ctx.registry.audit_events(model)
-        if any(e.action == "model.retraining" and e.detail.get("request") == request
-               for e in trail):
-            raise InvalidInputError(f"request: retraining request '{request[:64]}' was "
-                                    "already carried out")
-        for event in reversed(trail):
-            if (event.action == "model.retrain_requested"
-                    and event.detail.get("request") == request):
-                return event.actor
-        raise InvalidInputError(f"request: no retraining of {model} was requested as "
-                                f"'{request[:64]}'")
-    return system_actor(trigger.value.replace(" ", "-"))
+def admitted(ctx: Resources, model: str, data: str | None, trigger: str, request: str | None
+             ) -> retraining.Retraining:
+    """The retraining the run asks for, checked: an event or a run may carry anything, so a
+    refusal is on the record."""
+    record = ctx.registry.get_model(model)
+    try:
+        asked = checked_trigger(trigger)
+        requester = retraining.requester(ctx.registry.audit_events(model), model, asked,
+                                         request)
+        champion = retraining.champion_to_challenge(
+            model, ChampionBook(ctx.registry).champion(model))
+        rule = ctx.policy().retraining_for(model, record.type, record.risk_tier)
+        new = retraining.read_new_data(data, record.data_location, utcnow().date(),
+                                       rule.window_days, LocationPolicy.from_settings(ctx.settings))
+    except InvalidInputError as exc:
+        record_refusal(ctx.registry, actor=FLOW, action="model.retraining_refused",
+                       model=model, reason=str(exc), detail=retraining.refusal_detail(
+                           trigger, data, request, str(runtime.flow_run.id)))
+        raise
+    return retraining.Retraining(asked, requester, champion, rule, new)
+
+
+def record_start(ctx: Resources, job: retraining.Retraining, request: str | None) -> None:
+    """What asked, in the model's story."""
+    model, champion, new = job.champion.model, job.champion, job.data
+    get_run_logger().info("%s: retraining %s (%s) on %d rows of %s", model, champion.ref,
+                          job.trigger, len(new.rows), new.uri)
+    with ctx.registry.transaction() as session:
+        ctx.registry.append_audit(
+            session, actor=FLOW, action="model.retraining", entity="model", entity_id=model,
+            model=model, reason=job.audit_reason(),
+            detail=job.audit_detail(request, str(runtime.flow_run.id)),
+            evidence_sha256=new.sha256)
+
+
+def keep_champion(ctx: Resources, champion: VersionRecord, challenger: VersionRecord,
+                  decided: ComparisonRecord) -> State:
+    """The champion stays; the challenger is rejected (unless it ended or serves meanwhile)."""
+    current = ctx.registry.get_version(challenger.model, challenger.number)
+    if retraining.may_reject(current.state):
+        ctx.registry.transition(challenger.id, Life.REJECTED, FLOW,
+                                retraining.kept_reason(champion, decided))
+    return Completed(message=f"{champion.ref} kept ({decided.outcome}); "
+                             f"{challenger.ref} rejected")
 
 
 def show(decided: ComparisonRecord, champion: VersionRecord, challenger: VersionRecord) -> None:

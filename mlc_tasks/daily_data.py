@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 
@@ -47,3 +47,28 @@ def read_day(location: str, day: date, policy: LocationPolicy
             raise InvalidInputError(f"{file}: no rows")
         frames.append(frame)
     return pd.concat(frames, ignore_index=True), pattern, digest.hexdigest()
+
+
+def read_recent(location: str, last_day: date, days: int, policy: LocationPolicy
+                ) -> tuple[pd.DataFrame, str, str] | None:
+    """The labelled rows of the `days` days ending `last_day` (newest first), where they are
+    said to come from, and one sha256 over the days' own; None when none arrived."""
+    found = [read_day(location, last_day - timedelta(days=back), policy)
+             for back in range(days)]
+    arrived = [f for f in found if f is not None]
+    if not arrived:
+        return None
+    digest = hashlib.sha256("".join(sha for _, _, sha in arrived).encode()).hexdigest()
+    return (pd.concat([rows for rows, _, _ in arrived], ignore_index=True),
+            f"{location} ({len(arrived)} of {days} days)", digest)
+
+
+def parse_day(day: str | None, today: date) -> date:
+    """The day a run covers: `day` (YYYY-MM-DD), or the day before `today` (labels arrive a
+    day late)."""
+    if day is None:
+        return today - timedelta(days=1)
+    try:
+        return date.fromisoformat(day)
+    except ValueError as exc:
+        raise InvalidInputError(f"day: '{day}' is not a date like 2026-11-25") from exc

@@ -25,6 +25,13 @@
     ├── TaskClosedError            a decision on a human task that is no longer open
     ├── ChangePendingError         a governance change while another waits for approval
     ├── SmokeTestError             a runtime took a version but does not serve it correctly
+    ├── ChampionChangedError       a challenger claiming a champion that is no longer the one
+    ├── StepAbortedError           a reviewer aborted a failed step, or nobody reviewed in time
+    ├── StartupError               a service `mlc up` starts did not answer, exited, or found
+    │                               its address taken
+    ├── RuntimeRefusedError        a runtime refused a request (4xx): a bad token, a version it
+    │                               may not serve, a body it cannot take
+    ├── TaskNotWaitingError        a human task whose flow run is not waiting for its decision
     ├── PermanentDeliveryError     a channel refused an alert (400, 401, 403, 404): not retried
     ├── PrefectAuthError           the Prefect server refused our credentials (401)
     ├── AccessDeniedError          the control-plane API refused the caller: no, a bad or a
@@ -175,3 +182,23 @@ class SmokeTestError(MlcError):
 
 class ChampionChangedError(MlcError):
     """A challenger may replace only the champion it was compared with."""
+
+
+class StepAbortedError(MlcError):
+    """A reviewer aborted a failed step, or nobody reviewed it in time: the process ends
+    failed (flows/steps.py `reviewed`)."""
+
+
+class StartupError(MlcError):
+    """A service `mlc up` starts (the Prefect server, a runtime, the API, the deployments)
+    did not answer in time, exited first, or found its address already answering."""
+
+
+class RuntimeRefusedError(MlcError):
+    """A runtime answered a request with a 4xx: its message says why (not retried: asking
+    again gets the same answer)."""
+
+
+class TaskNotWaitingError(MlcError):
+    """A decision for a human task whose flow run is not waiting for it: the run is gone,
+    was never recorded, or is in another state (`mlc up` restarts waiting runs)."""

@@ -19,6 +19,7 @@ from mlc_tasks.package_metrics import PackageCode, run_metrics_function
 from mlc_tasks.packages import ModelSpec
 from mlc_tasks.policy import Threshold
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.registry.records import ResultKind
 from mlc_tasks.sandbox import SandboxLimits
 from mlc_tasks.scoring import Column, frame_from_rows
 from mlc_tasks.serialization import load_artifact
@@ -87,7 +88,7 @@ def check_thresholds(metrics: dict[str, float], thresholds: dict[str, Threshold]
 
 
 def test_version(version: VersionRecord, model: Any, data: pd.DataFrame, dataset_uri: str,
-                 dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = "test",
+                 dataset_sha256: str, thresholds: dict[str, Threshold], kind: str = ResultKind.TEST,
                  own_metrics: PackageCode | None = None) -> TestResult:
     """Run the test job and build the standard test record (not stored here). `own_metrics`
     is the package's metrics function: (file.py:function, its source)."""

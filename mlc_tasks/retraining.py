@@ -1,6 +1,7 @@
 """Retraining: the champion's own recipe (its training spec, or the lineage of the artifact it
 was submitted with) fitted on new labelled data, registered as a challenger version with its
-lineage; and the held-out rows both are compared on."""
+lineage; the held-out rows both are compared on; and the rules of a retraining run (who asked,
+what each version's held-out record is, what becomes of a challenger that does not win)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,19 @@ import numpy as np
 import pandas as pd
 
 from mlc_tasks import locations
+from mlc_tasks.audit import AuditEvent
+from mlc_tasks.comparison import Outcome
 from mlc_tasks.daily_data import read_day
 from mlc_tasks.errors import InvalidInputError, InvalidPackageError
+from mlc_tasks.lifecycle import TERMINAL, State
 from mlc_tasks.locations import LocationPolicy, watched_root
 from mlc_tasks.packages import ModelSpec, TrainingSpec
-from mlc_tasks.registry import ModelRecord, NewVersion, VersionRecord
+from mlc_tasks.people import system_actor
+from mlc_tasks.policy import RetrainingRule
+from mlc_tasks.registry import ModelRecord, NewVersion, TestResult, VersionRecord
+from mlc_tasks.registry.champions import ComparisonRecord
+from mlc_tasks.registry.records import ResultKind
+from mlc_tasks.run_requests import Trigger
 from mlc_tasks.submission import stored_spec
 
 
@@ -123,3 +132,90 @@ def model_spec(model: ModelRecord, champion: VersionRecord) -> ModelSpec:
         **stored_spec(str(champion.package_uri)).model_dump(), "type": model.type,
         "owner": model.owner, "risk_tier": model.risk_tier, "tags": dict(model.tags),
         "description": model.description, "data_location": model.data_location})
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """A retraining a run may carry out: what asked, on whose behalf, the champion it
+    challenges, the policy's rule for the model, and the new labelled data."""
+
+    trigger: Trigger
+    requester: str
+    champion: VersionRecord
+    rule: RetrainingRule
+    data: NewData
+
+    def audit_reason(self) -> str:
+        return f"retraining {self.champion.ref} on {self.data.uri} ({self.trigger})"
+
+    def audit_detail(self, request: str | None, flow_run: str) -> dict[str, Any]:
+        """What asked, in the model's story."""
+        return {"champion": self.champion.number, "rows": len(self.data.rows),
+                "data": self.data.uri, "trigger": self.trigger.value,
+                "requested_by": self.requester, "request": request, "flow_run": flow_run}
+
+
+def requester(trail: list[AuditEvent], model: str, trigger: Trigger, request: str | None
+              ) -> str:
+    """Who asked, from the model's audit trail (never from a parameter): the person or service
+    whose request the control-plane API recorded under this id, once; without a request, the
+    system (the sensor, a schedule, a notification, or a run started straight on Prefect)."""
+    if not request:
+        return system_actor(trigger.value.replace(" ", "-"))
+    if any(e.action == "model.retraining" and e.detail.get("request") == request
+           for e in trail):
+        raise InvalidInputError(f"request: retraining request '{request[:64]}' was "
+                                "already carried out")
+    for event in reversed(trail):
+        if event.action == "model.retrain_requested" and event.detail.get("request") == request:
+            return event.actor
+    raise InvalidInputError(f"request: no retraining of {model} was requested as "
+                            f"'{request[:64]}'")
+
+
+def champion_to_challenge(model: str, champion: VersionRecord | None) -> VersionRecord:
+    """A retraining challenges the champion in production; without one there is none."""
+    if champion is None:
+        raise InvalidInputError(f"model: '{model}' has no champion in production to challenge")
+    return champion
+
+
+def refusal_detail(trigger: str, data: str | None, request: str | None, flow_run: str
+                   ) -> dict[str, Any]:
+    """What a refused run asked, cut to size (an event may carry anything, of any length)."""
+    return {"trigger": trigger[:100], "data": (data or "")[:1000],
+            "request": (request or "")[:64], "flow_run": flow_run}
+
+
+def holdout_kinds(champion: VersionRecord, challenger: VersionRecord
+                  ) -> list[tuple[VersionRecord, ResultKind]]:
+    """The record each gets on the held-out rows: the champion's is a holdout result; the
+    challenger's is its test (on-model-changed re-uses it): the newest labelled rows, not the
+    package's older test data, say whether it meets the thresholds in the world it will
+    serve."""
+    return [(champion, ResultKind.HOLDOUT), (challenger, ResultKind.TEST)]
+
+
+def needs_holdout_test(kind: ResultKind, recorded: list[TestResult]) -> bool:
+    """A version has one test: a challenger trained again on the same data keeps its own."""
+    return kind != ResultKind.TEST or not any(r.kind == ResultKind.TEST for r in recorded)
+
+
+def holdout_window(kind: ResultKind, held_sha256: str) -> str | None:
+    """A holdout result's window is its rows' hash (one per challenge); a test has none."""
+    return None if kind == ResultKind.TEST else held_sha256[:16]
+
+
+def wins(decided: ComparisonRecord) -> bool:
+    """Only a challenger the comparison promotes goes on to on-model-changed."""
+    return decided.outcome == Outcome.PROMOTE
+
+
+def may_reject(state: State) -> bool:
+    """A losing challenger is rejected unless it has ended or serves somewhere already (a rerun
+    of a retraining whose challenger was promoted meanwhile)."""
+    return state not in TERMINAL | {State.DEPLOYED}
+
+
+def kept_reason(champion: VersionRecord, decided: ComparisonRecord) -> str:
+    return f"champion {champion.ref} kept: {decided.outcome}: {decided.reason}"

@@ -15,7 +15,7 @@ from mlc_tasks.errors import (
     DeployRefusedError,
     IllegalTransitionError,
     InvalidInputError,
-    MlcError,
+    RuntimeRefusedError,
     RuntimeSelectionError,
     RuntimeUnavailableError,
     SmokeTestError,
@@ -152,8 +152,8 @@ class RuntimeClient:
                 f"runtime at {self.url}{path} failed ({response.status_code}): {response.text}"
             )
         if response.status_code >= 400:
-            raise MlcError(f"runtime at {self.url}{path} refused ({response.status_code}): "
-                           f"{_detail(response)}")
+            raise RuntimeRefusedError(f"runtime at {self.url}{path} refused "
+                                      f"({response.status_code}): {_detail(response)}")
         result: dict[str, Any] = response.json()
         return result
 

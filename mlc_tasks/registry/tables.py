@@ -96,7 +96,7 @@ class TestResultRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(128))  # test, backtest, drift, fairness:<attr>
+    kind: Mapped[str] = mapped_column(String(128))  # records.ResultKind; fairness:<attribute>
     dataset_uri: Mapped[str] = mapped_column(Text)
     dataset_sha256: Mapped[str] = mapped_column(String(64))
     metrics: Mapped[dict[str, Any]]
@@ -105,7 +105,7 @@ class TestResultRow(Base):
     report_uri: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     window: Mapped[str | None] = mapped_column(String(32))  # e.g. the date a backtest covers
-    # tested, "no data", "insufficient data"
+    # records.ResultOutcome
     outcome: Mapped[str] = mapped_column(String(32), server_default="tested")
 
 

@@ -1,5 +1,6 @@
 """The retraining blocks: the champion's recipe, the held-out split, the challenger's identity
-and lineage, reading new data, and the sensor's view of a location."""
+and lineage, reading new data, the sensor's view of a location, and the rules of a retraining
+run (who asked, each version's held-out record, what becomes of a challenger that loses)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ import pytest
 import yaml
 
 from mlc_tasks import retraining
+from mlc_tasks.audit import AuditEvent
 from mlc_tasks.data_sensor import day_of, list_files, watched_root
 from mlc_tasks.errors import InvalidInputError, InvalidPackageError, UnsafeLocationError
+from mlc_tasks.lifecycle import State
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import VersionRecord
+from mlc_tasks.registry.champions import ComparisonRecord
+from mlc_tasks.registry.records import ResultKind
+from mlc_tasks.run_requests import Trigger
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
+from tests.mlc_tasks.result_records import T0, result, version
 
 ARTIFACT = {"artifact_uri": "file:///a", "artifact_sha256": "a" * 64, "format": "skops",
             "artifact_types": [], "trusted_types": []}
@@ -149,3 +156,95 @@ def test_links_out_of_a_location_are_never_read(tmp_path, roots) -> None:
     assert list_files(str(lake), roots) == {}  # links are not files or folders to walk
     with pytest.raises(UnsafeLocationError, match="registry.csv is refused: outside the "):
         retraining.read_new_data(None, str(lake), date(2026, 1, 1), 1, roots)
+
+
+# ---- the rules of a retraining run ----------------------------------------------------------
+
+def event(action: str, actor: str, request: str, seq: int = 1) -> AuditEvent:
+    return AuditEvent(seq=seq, at=T0, actor=actor, action=action, entity="model",
+                      entity_id="credit-risk", model="credit-risk", reason="", evidence_sha256=None,
+                      detail={"request": request}, prev_hash="0" * 64, hash="1" * 64)
+
+
+ASKED = event("model.retrain_requested", "ana", "r1")
+
+
+@pytest.mark.parametrize(("trail", "trigger", "asked", "requester"), [
+    ([], Trigger.MANUAL, None, "system:manual"),
+    ([], Trigger.NEW_DATA, None, "system:new-data"),
+    ([ASKED], Trigger.SCHEDULE, None, "system:schedule"),  # no request: the system asked
+    ([ASKED], Trigger.MANUAL, "r1", "ana"),
+    ([ASKED, event("model.retrain_requested", "ben", "r1", 2)], Trigger.MANUAL, "r1", "ben"),
+    ([ASKED, event("model.retrain_requested", "ben", "r2", 2)], Trigger.MANUAL, "r1", "ana"),
+])
+def test_whoever_asked_comes_from_the_trail_never_from_a_parameter(
+        trail, trigger: Trigger, asked: str | None, requester: str) -> None:
+    assert retraining.requester(trail, "credit-risk", trigger, asked) == requester
+
+
+@pytest.mark.parametrize(("trail", "asked", "message"), [
+    ([], "r1", "no retraining of credit-risk was requested as 'r1'"),
+    ([event("process.requested", "ana", "r1")], "r1", "was requested as 'r1'"),  # not a retrain
+    ([event("model.retrain_requested", "ana", "r2")], "r1", "was requested as 'r1'"),
+    ([ASKED, event("model.retraining", "retrain", "r1", 2)], "r1", "'r1' was already carried"),
+    ([], "x" * 5000, "'" + "x" * 64 + "'$"),  # an event may carry anything: cut to size
+])
+def test_a_request_not_on_the_trail_or_already_carried_out_is_refused(
+        trail, asked: str, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=f"^request: .*{message}"):
+        retraining.requester(trail, "credit-risk", Trigger.MANUAL, asked)
+
+
+def test_without_a_champion_there_is_nothing_to_challenge() -> None:
+    with pytest.raises(InvalidInputError, match="model: 'credit-risk' has no champion in "
+                                                "production to challenge"):
+        retraining.champion_to_challenge("credit-risk", None)
+    assert retraining.champion_to_challenge("credit-risk", version()) == version()
+
+
+def test_a_refusals_detail_is_cut_to_size() -> None:
+    detail = retraining.refusal_detail("t" * 500, "d" * 5000, "r" * 500, "run-1")
+    assert {k: len(v) for k, v in detail.items()} == {"trigger": 100, "data": 1000,
+                                                      "request": 64, "flow_run": 5}
+    assert retraining.refusal_detail("manual", None, None, "run-1") == {
+        "trigger": "manual", "data": "", "request": "", "flow_run": "run-1"}
+
+
+def test_the_champion_gets_a_holdout_result_and_the_challenger_its_test() -> None:
+    champion, challenger = version(1), version(2)
+    assert retraining.holdout_kinds(champion, challenger) == [
+        (champion, ResultKind.HOLDOUT), (challenger, ResultKind.TEST)]
+
+
+@pytest.mark.parametrize(("kind", "recorded", "needed", "window"), [
+    (ResultKind.TEST, [], True, None),
+    (ResultKind.TEST, [result("backtest"), result("holdout")], True, None),
+    (ResultKind.TEST, [result("test")], False, None),        # retrained on the same data
+    (ResultKind.HOLDOUT, [result("holdout"), result("test")], True, "abcdef0123456789"),
+])
+def test_a_version_has_one_test_and_a_holdout_result_per_challenge(
+        kind: ResultKind, recorded, needed: bool, window: str | None) -> None:
+    assert retraining.needs_holdout_test(kind, recorded) is needed
+    assert retraining.holdout_window(kind, "abcdef0123456789" + "f" * 48) == window
+
+
+@pytest.mark.parametrize(("outcome", "wins"), [
+    ("promote", True), ("insufficient evidence", False), ("not better", False),
+    ("guard breached", False), ("Promote", False)])
+def test_only_a_promoted_challenger_wins(outcome: str, wins: bool) -> None:
+    decided = ComparisonRecord(id="c", model="credit-risk", champion_version_id="v1",
+                               challenger_version_id="v2", dataset_uri="held", dataset_sha256="h",
+                               rows=300, outcome=outcome, reason="because", detail={},
+                               created_at=T0, created_by="retrain")
+    assert retraining.wins(decided) is wins
+    assert retraining.kept_reason(version(1), decided) == (
+        f"champion credit-risk:1 kept: {outcome}: because")
+
+
+@pytest.mark.parametrize(("state", "rejected"), [
+    (State.SUBMITTED, True), (State.TRAINED, True), (State.TESTED, True), (State.APPROVED, True),
+    (State.DEPLOYED, False), (State.REJECTED, False), (State.RETIRED, False),
+    (State.FAILED, False)])
+def test_a_losing_challenger_is_rejected_unless_it_ended_or_serves(state: State,
+                                                                   rejected: bool) -> None:
+    assert retraining.may_reject(state) is rejected

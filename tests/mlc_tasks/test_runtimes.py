@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from mlc_tasks.errors import DeployRefusedError, InvalidInputError, RuntimeSelectionError
+from mlc_tasks.errors import (
+    DeployRefusedError,
+    InvalidInputError,
+    RuntimeRefusedError,
+    RuntimeSelectionError,
+    RuntimeUnavailableError,
+)
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import DeploymentRecord, RuntimeRecord, VersionRecord
 from mlc_tasks.runtimes import (
@@ -200,3 +206,24 @@ def test_an_empty_configured_token_is_refused(tmp_path: Path) -> None:
     settings = MlcSettings(home=tmp_path / "home", runtime_tokens={"prod": ""})
     with pytest.raises(InvalidInputError, match="token configured for runtime 'prod' is empty"):
         settings.resolved_runtime_token("prod")
+
+
+# ---- what a runtime's answer means: refused (4xx) is not retried, failed (5xx) is -----------
+
+@pytest.mark.parametrize(("status", "error"), [
+    (400, RuntimeRefusedError), (401, RuntimeRefusedError), (403, RuntimeRefusedError),
+    (422, RuntimeRefusedError), (500, RuntimeUnavailableError), (503, RuntimeUnavailableError)])
+def test_a_runtime_that_refuses_says_why_and_one_that_fails_is_transient(status: int,
+                                                                         error: type) -> None:
+    from mlc_tasks.errors import MlcError, TransientError
+    from mlc_tasks.runtimes import RuntimeClient
+    from tests.receivers import Reply, serve
+
+    with serve() as receiver:
+        receiver.script("/admin/rollback", Reply(status, json={"detail": "nothing to go to"}))
+        with pytest.raises(error, match=f"/admin/rollback .*{status}") as info:
+            RuntimeClient(receiver.url, "t0ken").rollback()
+    assert isinstance(info.value, MlcError) and type(info.value) is not MlcError
+    assert isinstance(info.value, TransientError) is (status >= 500)
+    if status < 500:
+        assert str(info.value).endswith(f"refused ({status}): nothing to go to")
