@@ -15,26 +15,23 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
 from mlc_tasks import credentials
-from mlc_tasks.errors import InvalidInputError, MlcError, TaskClosedError, TransientError
+from mlc_tasks.errors import (
+    InvalidInputError,
+    TaskClosedError,
+    TaskNotWaitingError,
+    TransientError,
+)
 from mlc_tasks.people import canonical_id
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.resources import Resources
 from mlc_tasks.run_health import holder_alive
-from mlc_tasks.task_records import (
-    DECISIONS,
-    Decision,
-    HumanTask,
-    TaskDecision,
-    TaskKind,
-    TaskStatus,
-)
+from mlc_tasks.task_records import FORM_FIELDS, HumanTask, TaskDecision, TaskKind, TaskStatus
 
 
 def form_input(task: HumanTask, actor: str, decision: str, comment: str,
                proof: str) -> dict[str, Any]:
-    if task.kind != TaskKind.REVIEW:  # an approval or a model change
-        return {"decision": decision, "approver": actor, "comment": comment, "proof": proof}
-    return {"action": decision, "reviewer": actor, "comment": comment, "proof": proof}
+    what, who = FORM_FIELDS[task.kind]
+    return {what: decision, who: actor, "comment": comment, "proof": proof}
 
 
 def mint_for(ctx: Resources, task: HumanTask, run_id: str, person: str, decision: str,
@@ -63,8 +60,9 @@ def submit_decision(ctx: Resources, task_id: int, actor: str, decision: str, com
             return _submit_decision(ctx, task_id, actor, decision, comment, wait_seconds,
                                     channel)
     except ObjectNotFound as exc:
-        raise MlcError(f"the Prefect server at {api} does not know task {task_id}'s flow run; "
-                       "set PREFECT_API_URL to the server `mlc up` started") from exc
+        raise TaskNotWaitingError(f"the Prefect server at {api} does not know task {task_id}'s "
+                                  "flow run; set PREFECT_API_URL to the server `mlc up` "
+                                  "started") from exc
     except httpx.TransportError as exc:
         raise TransientError(f"the Prefect server at {api} did not answer: {exc}; is `mlc up` "
                              "running?") from exc
@@ -77,9 +75,11 @@ def _submit_decision(ctx: Resources, task_id: int, actor: str, decision: str, co
     actor = canonical_id(actor)
     if task.status != TaskStatus.OPEN:
         raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
-    if Decision(decision) not in DECISIONS[task.kind]:
-        use = "mlc approve / mlc reject" if task.kind != TaskKind.REVIEW else "mlc review"
-        raise InvalidInputError(f"task {task_id} is a {task.kind} task: use {use}")
+    if decision not in task.choices:
+        use = {TaskKind.REVIEW: "mlc review", TaskKind.QUESTION: "mlc answer"}.get(
+            task.kind, "mlc approve / mlc reject")
+        raise InvalidInputError(f"decision: '{decision[:50]}' does not answer {task.kind} task "
+                                f"{task_id} (one of {', '.join(task.choices)}): use {use}")
     seen = len(book.decisions(task_id))
     resume(ctx, book, task_id, lambda t, run: form_input(
         t, actor, decision, comment, mint_for(ctx, t, run, actor, decision, channel)),
@@ -128,7 +128,7 @@ def wait_until_paused(book: TaskBook, task_id: int, wait_seconds: float) -> str:
         if task.status != TaskStatus.OPEN:
             raise TaskClosedError(f"task {task_id} is already {task.status} ({task.outcome})")
         if task.flow_run_id is None:
-            raise MlcError(f"task {task_id} has no flow run")
+            raise TaskNotWaitingError(f"task {task_id} has no flow run")
         with get_client(sync_client=True) as client:
             run = client.read_flow_run(task.flow_run_id)  # type: ignore[arg-type]
         state = run.state.name if run.state else "unknown"
@@ -137,5 +137,6 @@ def wait_until_paused(book: TaskBook, task_id: int, wait_seconds: float) -> str:
                 break
             return task.flow_run_id
         time.sleep(0.3)
-    raise MlcError(f"the flow run of task {task_id} is not waiting for input (state {state}, "
-                   f"process {book.get(task_id).holder}); `mlc up` restarts waiting runs")
+    raise TaskNotWaitingError(f"the flow run of task {task_id} is not waiting for input (state "
+                              f"{state}, process {book.get(task_id).holder}); `mlc up` restarts "
+                              "waiting runs")

@@ -14,14 +14,14 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import get_run_logger, runtime
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, create_model
 
 from flows.alerts import current_run_url, raise_alert
 from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
@@ -34,7 +34,7 @@ from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.resources import Resources
 from mlc_tasks.run_health import holder
-from mlc_tasks.task_records import Decision, HumanTask, TaskKind, TaskStatus
+from mlc_tasks.task_records import FORM_FIELDS, HumanTask, TaskKind, TaskStatus
 from mlc_tasks.verification import REUSED_CODE, WRONG_CODE, Attempt, Expected, Verdict, verify
 
 log = logging.getLogger(__name__)
@@ -71,22 +71,41 @@ class ReviewForm(RunInput):
 FORMS: dict[TaskKind, type[RunInput]] = {TaskKind.APPROVAL: ApprovalForm,
                                          TaskKind.CHANGE: ApprovalForm,
                                          TaskKind.REVIEW: ReviewForm}
-EXPIRED_APPROVAL = {"decision": "reject", "approver": SYSTEM_ACTOR, "comment": "expired"}
-SYSTEM_INPUT = {
-    TaskKind.APPROVAL: EXPIRED_APPROVAL,
-    TaskKind.CHANGE: EXPIRED_APPROVAL,
-    TaskKind.REVIEW: {"action": "abort", "reviewer": SYSTEM_ACTOR, "comment": "expired"},
-}
+
+
+def form_for(task: HumanTask) -> type[RunInput]:
+    """The task's form; a question's is made from its choices (no default: an empty resume
+    is refused by the server)."""
+    if task.kind != TaskKind.QUESTION:
+        return FORMS[task.kind]
+    choice: Any = Literal[tuple(task.choices)]
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "QuestionForm", __base__=RunInput,
+        choice=(choice, Field(description="your answer")),
+        person=(str, Field(max_length=255, description="your id, e.g. rita.risk@bank.example")),
+        one_time_code=(str, Field(default="", max_length=16, description=CODE_HELP)),
+        comment=(str, Field(default="", max_length=4000)),
+        proof=(str, Field(default="", max_length=4096, description=PROOF_HELP)))
+
+
+def system_input(task: HumanTask) -> dict[str, str]:
+    """What the deadline timer resumes the run with: valid for the form, from nobody."""
+    decision = {TaskKind.REVIEW: "abort"}.get(task.kind, "reject")
+    if task.kind == TaskKind.QUESTION:
+        decision = task.choices[0]
+    what, who = FORM_FIELDS[task.kind]
+    return {what: decision, who: SYSTEM_ACTOR, "comment": "expired"}
 
 
 def open_task(ctx: Resources, kind: TaskKind, version_id: str, step: str, *, groups: list[str],
-              quorum: int, deadline: timedelta, detail: dict[str, str]) -> HumanTask:
-    """Open (or, after a restart, take over) the task; announce a new one."""
-    run_id = runtime.flow_run.id
+              quorum: int, deadline: timedelta, detail: dict[str, Any]) -> HumanTask:
+    """Open (or, after a restart, take over) the task, recorded with the process that asks;
+    announce a new one."""
+    run_id, process = runtime.flow_run.id, runtime.flow_run.flow_name or "mlc"
     task, new = TaskBook(ctx.registry).open_task(
         kind, version_id, step, groups=groups, quorum=quorum, deadline=utcnow() + deadline,
-        detail={**detail, "run_url": current_run_url() or ""},
-        flow_run_id=str(run_id) if run_id else None, holder=holder(), actor="on-model-changed")
+        detail={**detail, "process": process, "run_url": current_run_url() or ""},
+        flow_run_id=str(run_id) if run_id else None, holder=holder(), actor=process)
     if new:
         raise_alert(waiting_signal(task))
         mirror(ctx, task, opened=True)
@@ -98,7 +117,7 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
     """Pause until the task is closed; each resume is one attempt, recorded (accepted or
     refused, with the reason) before pausing again. Returns the closed task."""
     book, logger = TaskBook(ctx.registry), get_run_logger()
-    form = FORMS[task.kind]
+    form = form_for(task)
     evidence_sha256 = book.show_evidence(task.id, description)
     timer = DeadlineTimer(book, task) if task.deadline else None
     try:
@@ -110,13 +129,13 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
                         "the Prefect UI", task.id, task.kind, task.ref)
             given = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
                                    timeout=pause_timeout(task), poll_interval=1)
-            attempt, comment = form_fields(given)
+            attempt, comment = form_fields(task, given)
             if attempt.claimed == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
                 continue  # the deadline timer woke us; the registry says what happened
             verdict = verify_attempt(ctx, task, attempt, evidence_sha256)
             if not verdict.verified:
-                made = book.refuse_unverified(task.id, attempt.claimed, Decision(
-                    attempt.decision), comment, verdict.channel, str(verdict.refusal))
+                made = book.refuse_unverified(task.id, attempt.claimed, attempt.decision,
+                                              comment, verdict.channel, str(verdict.refusal))
                 logger.warning("task %d: %s claimed by %s REFUSED (%s)", task.id,
                                attempt.decision, attempt.claimed, made.refusal)
                 if suspicious(made.refusal):
@@ -128,7 +147,7 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
                 logger.error("decision by %s not recorded, the policy is unreadable: %s",
                              verdict.person, exc)
                 continue
-            made = book.decide(task.id, verdict.person, Decision(attempt.decision), comment,
+            made = book.decide(task.id, verdict.person, attempt.decision, comment,
                                verdict.channel, allowed, evidence_sha256=evidence_sha256)
             logger.info("task %d: %s by %s (%s) %s%s", task.id, attempt.decision,
                         verdict.person, verdict.channel,
@@ -139,14 +158,12 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
             timer.stop()
 
 
-def form_fields(given: RunInput) -> tuple[Attempt, str]:
-    if isinstance(given, ApprovalForm):
-        claimed, decision = given.approver, given.decision
-    else:
-        assert isinstance(given, ReviewForm)
-        claimed, decision = given.reviewer, given.action
-    return Attempt(claimed=claimed.strip(), decision=decision, proof=given.proof or None,
-                   one_time_code=given.one_time_code or None), given.comment
+def form_fields(task: HumanTask, given: RunInput) -> tuple[Attempt, str]:
+    what, who = FORM_FIELDS[task.kind]
+    claimed, decision = str(getattr(given, who)), str(getattr(given, what))
+    proof, code = getattr(given, "proof", ""), getattr(given, "one_time_code", "")
+    return Attempt(claimed=claimed.strip(), decision=decision, proof=proof or None,
+                   one_time_code=code or None), str(getattr(given, "comment", ""))
 
 
 def verify_attempt(ctx: Resources, task: HumanTask, attempt: Attempt,
@@ -192,7 +209,7 @@ def suspicious(refusal: str | None) -> bool:
 def credential_signal(task: HumanTask, claimed: str, refusal: str) -> AlertSignal:
     return AlertSignal(
         severity=Severity.CRITICAL, model=task.model, version=task.number,
-        source="on-model-changed", monitor="credentials", metric=canonical_id(claimed)[:100],
+        source=task.process, monitor="credentials", metric=canonical_id(claimed)[:100],
         window=f"task-{task.id}",
         title=f"task {task.id}: a decision as {claimed[:100]} was refused: {refusal}"[:300],
         detail="Someone may have read a one-time code off the Prefect form, or be guessing "
@@ -219,17 +236,18 @@ def resolve_waiting_alert(ctx: Resources, task: HumanTask) -> None:
     book, fingerprint = AlertBook(ctx.registry), waiting_signal(task).fingerprint()
     for alert in book.list(model=task.model):
         if alert.fingerprint == fingerprint and alert.status != AlertStatus.RESOLVED:
-            book.resolve(alert.id, "on-model-changed")
+            book.resolve(alert.id, task.process)
             ctx.deliver_alerts()
 
 
 def waiting_signal(task: HumanTask) -> AlertSignal:
-    what = (f"needs {task.quorum} approval(s) from {', '.join(task.groups)}"
-            if task.kind == TaskKind.APPROVAL else
-            f"failed at {task.step}: {task.detail.get('error', '')}")
+    what = {TaskKind.APPROVAL: f"needs {task.quorum} approval(s) from {', '.join(task.groups)}",
+            TaskKind.QUESTION: f"asks {', '.join(task.groups)}: {task.detail.get('title', '')}"
+            }.get(task.kind, f"failed at {task.step}: {task.detail.get('error', '')}")
+    calm = task.kind in (TaskKind.APPROVAL, TaskKind.QUESTION)
     return AlertSignal(
-        severity=Severity.INFO if task.kind == TaskKind.APPROVAL else Severity.WARNING,
-        model=task.model, version=task.number, source="on-model-changed", monitor=task.kind,
+        severity=Severity.INFO if calm else Severity.WARNING,
+        model=task.model, version=task.number, source=task.process, monitor=task.kind,
         metric=task.step, window=f"task-{task.id}",
         title=f"task {task.id}: {task.ref} {what}"[:300],
         detail=f"Decide by {task.deadline:%Y-%m-%d %H:%M} UTC in the Prefect UI (Resume) or "
@@ -239,10 +257,11 @@ def waiting_signal(task: HumanTask) -> AlertSignal:
 def expired_signal(task: HumanTask) -> AlertSignal:
     ends = {TaskKind.APPROVAL: "the version is rejected (expired)",
             TaskKind.CHANGE: "the change is not applied; the registered values stay",
-            TaskKind.REVIEW: "the version is failed (expired)"}[task.kind]
+            TaskKind.REVIEW: "the version is failed (expired)",
+            TaskKind.QUESTION: f"{task.process} goes on without an answer"}[task.kind]
     return AlertSignal(
         severity=Severity.CRITICAL, model=task.model, version=task.number,
-        source="on-model-changed", monitor="escalation", metric=task.step,
+        source=task.process, monitor="escalation", metric=task.step,
         window=f"task-{task.id}",
         title=f"ESCALATION: {task.kind} task {task.id} for {task.ref} expired; {ends}",
         detail=f"Nobody decided by the deadline ({task.deadline:%Y-%m-%d %H:%M} UTC). "
@@ -312,5 +331,5 @@ class DeadlineTimer:
             if run.state is None or run.state.type != StateType.PAUSED:
                 return False
             result = client.resume_flow_run(self.task.flow_run_id,  # type: ignore[arg-type]
-                                            run_input=SYSTEM_INPUT[self.task.kind])
+                                            run_input=system_input(self.task))
             return result.status.value == "ACCEPT"

@@ -18,6 +18,7 @@ from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import InvalidPackageError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import TestResult, ThresholdCheck, VersionRecord
+from mlc_tasks.registry.records import ResultKind
 from mlc_tasks.resources import resources
 from mlc_tasks.submission import package_member, stored_spec
 
@@ -60,7 +61,7 @@ def test_model(model: str, number: int) -> bool:
     """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
     ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)
-    done = [r for r in ctx.registry.test_results(version.id) if r.kind == "test"]
+    done = [r for r in ctx.registry.test_results(version.id) if r.kind == ResultKind.TEST]
     result = done[-1] if done else ctx.registry.add_test_result(
         run_test_job(version), actor="test-model")
     create_table_artifact(

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
+from mlc_tasks.lifecycle import State
 from mlc_tasks.people import canonical_id
 from mlc_tasks.registry import TestResult, VersionRecord
-from mlc_tasks.task_records import DECISIONS, Decision, HumanTask, TaskDecision, TaskKind
+from mlc_tasks.task_records import Decision, HumanTask, TaskDecision, TaskKind, TaskStatus
 
 SYSTEM_ACTOR = "mlc:deadline"  # the deadline timer; never a person
 ROLLBACK_STEP = "rollback"  # the review after an automatic rollback (flows/change_management.py)
 
 
 def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[TaskDecision],
-            actor: str, decision: Decision, comment: str) -> str | None:
+            actor: str, decision: str, comment: str) -> str | None:
     """Why this attempt must be refused, or None when it may count. `actor` is a verified
     person's id. A decision needs a member of the task's groups (no groups: nobody may
-    decide); an approval also someone who is not excluded (the submitter always, and whoever
-    the task names in detail.excluded, e.g. the model's owner) and has not approved already;
-    a rejection needs a reason."""
-    if decision not in DECISIONS[task.kind]:
-        allowed = ", ".join(sorted(DECISIONS[task.kind]))
+    decide), and someone not excluded (excluded_for) who has not given it already; a
+    rejection needs a reason."""
+    if decision not in task.choices:
+        allowed = ", ".join(task.choices)
         return f"'{decision}' is not a decision for a {task.kind} task (use {allowed})"
     if not actor.strip():
         return "the approver's name is empty"
@@ -31,18 +33,71 @@ def refusal(task: HumanTask, submitter: str, members: set[str], earlier: list[Ta
         return f"task {task.id} names no group, so nobody may decide it"
     if who not in {same_person(m) for m in members}:
         return f"{actor} is not a member of {', '.join(task.groups)}"
-    excluded = {same_person(submitter): "submitted"} | {
-        same_person(k): v for k, v in dict(task.detail.get("excluded") or {}).items()}
-    # a rollback review's retry puts the version back into production: an approval in effect
-    if (task.kind != TaskKind.REVIEW or task.step == ROLLBACK_STEP) and who in excluded:
-        role = excluded[who]
-        return f"{actor} {role} {task.ref} and cannot decide on its {task.kind}"
+    excluded = excluded_for(task, submitter)
+    if who in excluded:
+        return f"{actor} {excluded[who]} {task.ref} and cannot decide on its {task.kind}"
     if decision == Decision.REJECT and not comment.strip():
         return "a rejection needs a reason (comment)"
     if any(d.accepted and same_person(d.actor) == who and d.decision == decision
            for d in earlier):
         return f"{actor} has already given '{decision}' on task {task.id}"
     return None
+
+
+def excluded_for(task: HumanTask, submitter: str) -> dict[str, str]:
+    """Who may not decide, and why. An approval or change excludes its submitter and whom the
+    task names (detail.excluded, e.g. the owner); so does a rollback review, whose retry puts
+    the version back into production; a question excludes whom its asker named; an error
+    review nobody."""
+    named = {same_person(k): v for k, v in dict(task.detail.get("excluded") or {}).items()}
+    if task.kind == TaskKind.QUESTION:
+        return named
+    if task.kind == TaskKind.REVIEW and task.step != ROLLBACK_STEP:
+        return {}
+    return {same_person(submitter): "submitted"} | named
+
+
+class Closing(BaseModel):
+    """How an accepted decision ends a task, and where it moves the version (None: nowhere)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: TaskStatus
+    outcome: str
+    version_state: State | None
+
+
+def closing(task: HumanTask, decision: str, decided: list[TaskDecision]) -> Closing | None:
+    """The end of the task after an accepted decision (`decided` includes it), or None while
+    it waits for more: approvals and answers count distinct people against the quorum."""
+    if task.kind == TaskKind.QUESTION:
+        count = agreeing(decided, decision)
+        return (Closing(status=TaskStatus.ANSWERED, outcome=f"answered {decision} by {count}",
+                        version_state=None) if count >= task.quorum else None)
+    if decision == Decision.APPROVE:
+        count = approvals_counted(decided)
+        return (Closing(status=TaskStatus.APPROVED, outcome=f"approved by {count} of "
+                        f"{task.quorum} needed", version_state=State.APPROVED)
+                if count >= task.quorum else None)
+    comment = decided[-1].comment if decided else ""
+    if decision == Decision.REJECT:
+        return Closing(status=TaskStatus.REJECTED, outcome=f"rejected: {comment}",
+                       version_state=State.REJECTED)
+    if decision == Decision.RETRY:
+        return Closing(status=TaskStatus.RETRY, outcome=f"retry {task.step}", version_state=None)
+    return Closing(status=TaskStatus.ABORTED, outcome=f"aborted after {task.step} failed: "
+                   f"{task.detail.get('error', '')}".strip(), version_state=State.FAILED)
+
+
+def expiry(task: HumanTask) -> State | None:
+    """Where an expired task leaves the version: an approval's ends rejected, a review's
+    failed; a change or a question leaves it as it is."""
+    return {TaskKind.APPROVAL: State.REJECTED, TaskKind.REVIEW: State.FAILED}.get(task.kind)
+
+
+def agreeing(decided: list[TaskDecision], decision: str) -> int:
+    """Distinct people whose accepted decision was this one."""
+    return len({same_person(d.actor) for d in decided if d.accepted and d.decision == decision})
 
 
 def same_person(name: str) -> str:
@@ -52,8 +107,7 @@ def same_person(name: str) -> str:
 
 def approvals_counted(earlier: list[TaskDecision]) -> int:
     """Distinct people who approved."""
-    return len({same_person(d.actor) for d in earlier
-                if d.accepted and d.decision == Decision.APPROVE})
+    return agreeing(earlier, Decision.APPROVE)
 
 
 def evidence_markdown(version: VersionRecord, previous: VersionRecord | None,

@@ -18,7 +18,6 @@ from mlc_tasks.registry import governance
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import HumanTaskRow, ModelRow, TaskDecisionRow, VersionRow
 from mlc_tasks.task_records import (
-    Decision,
     HumanTask,
     TaskDecision,
     TaskKind,
@@ -103,7 +102,7 @@ class TaskBook:
                 row.detail = {**row.detail, "evidence": markdown, "evidence_sha256": digest}
         return digest
 
-    def refuse_unverified(self, task_id: int, claimed: str, decision: Decision, comment: str,
+    def refuse_unverified(self, task_id: int, claimed: str, decision: str, comment: str,
                           via: str, refusal: str) -> TaskDecision:
         """Record an attempt nobody proved: what was claimed, and why it does not count."""
         with self.registry.transaction() as session:
@@ -111,7 +110,7 @@ class TaskBook:
             task = self._record(session, row)
             # the canonical spelling, so wrong codes count against one person however typed
             made = TaskDecisionRow(task_id=task_id, actor=canonical_id(claimed)[:255],
-                                   decision=decision.value,
+                                   decision=decision[:16],
                                    comment=comment, accepted=False, refusal=refusal, via=via,
                                    at=utcnow())
             session.add(made)
@@ -120,7 +119,7 @@ class TaskBook:
                 session, actor="unverified", action="task.decision_unverified", entity="task",
                 entity_id=str(task_id), model=task.model, reason=refusal,
                 detail={"number": task.number, "kind": task.kind.value, "claimed": claimed,
-                        "decision": decision.value, "via": via, "comment": comment})
+                        "decision": decision[:16], "via": via, "comment": comment})
             return TaskDecision.model_validate(made)
 
     def recent_refusals(self, claimed: str, refusal: str, window: timedelta) -> int:
@@ -133,7 +132,7 @@ class TaskBook:
                     TaskDecisionRow.actor == claimed, TaskDecisionRow.refusal == refusal,
                     TaskDecisionRow.at >= since)).scalar_one())
 
-    def decide(self, task_id: int, actor: str, decision: Decision, comment: str, via: str,
+    def decide(self, task_id: int, actor: str, decision: str, comment: str, via: str,
                members: set[str], evidence_sha256: str | None = None) -> TaskDecision:
         """Record one attempt. A refused attempt (also one that comes after the task closed,
         e.g. a second after its deadline) is kept with its reason and changes nothing else; an
@@ -153,7 +152,7 @@ class TaskBook:
                        if task.status != TaskStatus.OPEN else
                        approvals.refusal(task, submitter, members, earlier, actor, decision,
                                          comment))
-            made = TaskDecisionRow(task_id=task_id, actor=actor, decision=decision.value,
+            made = TaskDecisionRow(task_id=task_id, actor=actor, decision=str(decision)[:16],
                                    comment=comment, accepted=refused is None, refusal=refused,
                                    via=via, at=utcnow())
             session.add(made)
@@ -163,28 +162,17 @@ class TaskBook:
                 else "task.decision_refused", entity="task", entity_id=str(task_id),
                 model=task.model, reason=refused or comment, evidence_sha256=evidence_sha256,
                 detail={"number": task.number, "kind": task.kind.value, "step": task.step,
-                        "decision": decision.value, "via": via, "verified": True})
+                        "decision": str(decision), "via": via, "verified": True})
             if refused is None:
-                self._apply(session, row, task, decision, comment, actor,
+                self._apply(session, row, task, decision, actor,
                             earlier + [TaskDecision.model_validate(made)])
             return TaskDecision.model_validate(made)
 
-    def _apply(self, session: Session, row: HumanTaskRow, task: HumanTask, decision: Decision,
-               comment: str, actor: str, decided: list[TaskDecision]) -> None:
-        if decision == Decision.APPROVE:
-            count = approvals.approvals_counted(decided)
-            if count >= task.quorum:
-                self._close(session, row, TaskStatus.APPROVED,
-                            f"approved by {count} of {task.quorum} needed", actor,
-                            State.APPROVED)
-        elif decision == Decision.REJECT:
-            self._close(session, row, TaskStatus.REJECTED, f"rejected: {comment}", actor,
-                        State.REJECTED)
-        elif decision == Decision.RETRY:
-            self._close(session, row, TaskStatus.RETRY, f"retry {task.step}", actor, None)
-        else:
-            self._close(session, row, TaskStatus.ABORTED, f"aborted after {task.step} failed: "
-                        f"{task.detail.get('error', '')}".strip(), actor, State.FAILED)
+    def _apply(self, session: Session, row: HumanTaskRow, task: HumanTask, decision: str,
+               actor: str, decided: list[TaskDecision]) -> None:
+        end = approvals.closing(task, decision, decided)
+        if end is not None:
+            self._close(session, row, end.status, end.outcome, actor, end.version_state)
 
     def expire(self, task_id: int, now: datetime | None = None) -> bool:
         """Close an open task whose deadline has passed: status expired, and an approval's
@@ -196,9 +184,8 @@ class TaskBook:
                 return False
             session.execute(select(VersionRow.id).where(VersionRow.id == row.version_id)
                             .with_for_update())  # lock order: task, version, audit head
-            target = State.REJECTED if row.kind == TaskKind.APPROVAL else State.FAILED
             self._close(session, row, TaskStatus.EXPIRED, "expired", approvals.SYSTEM_ACTOR,
-                        target)
+                        approvals.expiry(self._record(session, row)))
             return True
 
     def cancel(self, task_id: int, reason: str, actor: str) -> None:
