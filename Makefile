@@ -49,7 +49,7 @@ test: $(STAMP) sandbox
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 check: $(STAMP)
-	$(BIN)/ruff check mlc_tasks flows deployments tests benchmarks examples
+	$(BIN)/ruff check mlc_tasks flows deployments processes tests benchmarks examples
 
 bench: examples
 	$(BIN)/python benchmarks/registry_bench.py

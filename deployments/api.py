@@ -6,7 +6,8 @@ folder or HOME finds the running installation, and the stored reports a browser 
     GET /reports/<sha256>.html     a stored HTML report (e.g. Evidently's), 404 otherwise
     /v1/...                        the control-plane API: every action a person takes, for
                                    the caller it authenticates (deployments/api_auth.py);
-                                   reads (api_read.py), actions (api_actions.py), /docs
+                                   reads (api_read.py), actions (api_actions.py), custom
+                                   business events (api_events.py), /docs
 
 The installation answer is unauthenticated, so it names no secret and only what a command
 needs: every URL in it loses its user info (user:password@) and its query string. A report's
@@ -31,6 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import make_url
 
 from deployments.api_actions import action_router
+from deployments.api_events import events_router
 from deployments.api_read import read_router, whoami_router
 from mlc_tasks import reports
 from mlc_tasks.artifacts import ArtifactStore
@@ -87,7 +89,7 @@ def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
     app = FastAPI(title="mlc installation and control-plane API")
     app.add_exception_handler(MlcError, mlc_error)
     ctx = Resources(settings)
-    for router in (whoami_router(ctx), read_router(ctx), action_router(ctx)):
+    for router in (whoami_router(ctx), read_router(ctx), action_router(ctx), events_router(ctx)):
         app.include_router(router)
 
     @app.get("/health")

@@ -2,7 +2,8 @@
 POSTs a notification signed with HMAC-SHA256 (mlc_tasks/notifications.py); we emit the Prefect
 event that a deployment trigger turns into a retraining or a backtest run.
 
-    POST /notifications   202 accepted, 401 bad signature/stale/replay, 404 unknown model,
+    POST /notifications   202 accepted, 401 bad signature/stale/replay, 404 unknown model
+                          (or no process expects the custom event),
                           413 body over 64 KiB, 422 invalid field, 503 event not emitted
     GET  /health          200
 
@@ -22,6 +23,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from mlc_tasks import events
+from mlc_tasks.business_events import send_custom_event
 from mlc_tasks.errors import InvalidInputError, NotFoundError, TransientError
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.notifications import (
@@ -35,6 +37,7 @@ from mlc_tasks.notifications import (
     sign,
     verify,
 )
+from mlc_tasks.processes import CUSTOM_PREFIX, Process, checked_payload, expecting
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.notifications import NotificationBook
 from mlc_tasks.settings import MlcSettings
@@ -60,10 +63,11 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def create_app(secret: str, registry: Registry, emit_event: Callable[[dict[str, Any]], None],
-               clock: Callable[[], float] = time.time, roots: LocationPolicy | None = None
-               ) -> FastAPI:
+               clock: Callable[[], float] = time.time, roots: LocationPolicy | None = None,
+               processes: Callable[[], list[Process]] = list) -> FastAPI:
     """The endpoint; `emit_event` sends a Prefect event (TransientError when it could not);
-    a notification's `data` must lie under the model's data location within `roots`."""
+    a notification's `data` must lie under the model's data location within `roots`; a custom
+    event is checked against the `processes` that expect it."""
     roots = roots or LocationPolicy.from_settings(MlcSettings())
     if not secret:
         raise ValueError("the notification secret must not be empty")
@@ -86,6 +90,9 @@ def create_app(secret: str, registry: Registry, emit_event: Callable[[dict[str, 
             notification = parse(body)
         except InvalidInputError as exc:
             raise HTTPException(422, str(exc)) from exc
+        if notification.action == "event":
+            return await run_in_threadpool(_send, notification, body, registry, book,
+                                           emit_event, processes)
         return await run_in_threadpool(_act, notification, body, registry, book, emit_event,
                                        roots)
 
@@ -126,6 +133,35 @@ def _act(notification: Notification, body: bytes, registry: Registry, book: Noti
     return {"accepted": notification.id, "event": event["event"], "event_id": event["id"]}
 
 
+def _send(notification: Notification, body: bytes, registry: Registry, book: NotificationBook,
+          emit_event: Callable[[dict[str, Any]], None], processes: Callable[[], list[Process]]
+          ) -> dict[str, str]:
+    """A custom event: checked, the id claimed (a replay is refused), then recorded and emitted
+    (the sender is recorded as the endpoint); a failed emit releases the id, as for _act."""
+    declared = processes()
+    try:  # before the id is claimed: a refused notification may be sent again, corrected
+        for process in expecting(declared, str(notification.event)):
+            checked_payload(process, notification.payload)
+        registry.get_model(notification.model)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    except InvalidInputError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if not book.accept(notification, body_sha256(body), ACTOR):
+        raise HTTPException(401, f"notification {notification.id} was already accepted "
+                                 "(replay)")
+    try:
+        sent = send_custom_event(registry, declared, actor=f"{ACTOR}:{notification.id}"[:255],
+                                 name=str(notification.event), model=notification.model,
+                                 payload=notification.payload, emit=emit_event)
+    except (InvalidInputError, TransientError) as exc:
+        book.release(notification, ACTOR, f"event not sent: {exc}")
+        status = 422 if isinstance(exc, InvalidInputError) else 503
+        raise HTTPException(status, str(exc)) from exc
+    return {"accepted": notification.id, "event": CUSTOM_PREFIX + sent.event,
+            "request": sent.request}
+
+
 def post_signed(url: str, secret: str, body: bytes, timestamp: int | None = None,
                 timeout: float = 10.0) -> httpx.Response:
     """POST `body` to the endpoint URL (…/notifications), signed at `timestamp` (default: now)."""
@@ -148,9 +184,13 @@ def main() -> None:
     settings = MlcSettings()
     api_url = os.environ.get("PREFECT_API_URL") or settings.prefect_api_url()
     registry = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
+    from flows.catalog import load_processes
+
     app = create_app(settings.resolved_notify_secret(), registry,
                      lambda event: events.emit(event, api_url),
-                     roots=LocationPolicy.from_settings(settings))
+                     roots=LocationPolicy.from_settings(settings),
+                     processes=lambda: [d.process for d in
+                                        load_processes(settings.process_folders())])
     uvicorn.run(app, host=settings.host, port=settings.notify_port, log_level="warning")
 
 

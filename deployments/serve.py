@@ -11,6 +11,7 @@ from prefect.schedules import Cron, Interval, Schedule
 from flows.alerts import alert_sweeper
 from flows.audit_anchor import audit_anchor
 from flows.batch_score import batch_score
+from flows.catalog import Declared, load_processes
 from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
 from flows.data_sensor import data_sensor
@@ -23,6 +24,7 @@ from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
 from mlc_tasks.governance import CHANGE_REQUESTED
 from mlc_tasks.policy import Policy
+from mlc_tasks.processes import CUSTOM_PREFIX
 from mlc_tasks.resources import Resources
 
 REQUEST = {"model": "{{ event.payload.model }}"}
@@ -41,9 +43,32 @@ def retrain_schedules(ctx: Resources, policy: Policy) -> list[Schedule]:
     return schedules
 
 
+def process_deployments(ctx: Resources, declared: list[Declared]) -> list[RunnerDeployment]:
+    """A team's own processes (flows/catalog.py), served like ours: a cron becomes one
+    schedule per registered model, custom events a trigger passing the model and the request
+    the run reads its payload from."""
+    models = [m.name for m in ctx.registry.list_models()]
+    return [found.flow.to_deployment(
+        name=found.process.name, description=found.process.description,
+        schedules=[Cron(found.process.schedule, slug=f"{found.process.name}-{m}",
+                        parameters={"model": m}) for m in models] if found.process.schedule
+        else None,
+        triggers=[DeploymentEventTrigger(
+            expect={CUSTOM_PREFIX + e for e in found.process.events},
+            parameters={"model": "{{ event.payload.model }}",
+                        "event": "{{ event.payload.request }}"})] if found.process.events
+        else None,
+        tags=["mlc", "process", *found.process.tags]) for found in declared]
+
+
 def all_deployments() -> list[RunnerDeployment]:
-    """Every process, each deployment named as its flow."""
+    """Every process, ours and the process folders', each deployment named as its flow."""
     ctx = Resources()
+    declared = load_processes(ctx.settings.process_folders())
+    return our_deployments(ctx) + process_deployments(ctx, declared)
+
+
+def our_deployments(ctx: Resources) -> list[RunnerDeployment]:
     policy = ctx.policy()
     return [
         deploy_model.to_deployment(

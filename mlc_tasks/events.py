@@ -72,6 +72,22 @@ def request_event(model: str, action: str, trigger: str, data: str | None = None
     }
 
 
+def custom_event(name: str, model: str, request: str) -> dict[str, Any]:
+    """A custom business event (mlc_tasks/processes.py) for `model`; the payload is in the
+    registry under `request`, where the started run reads it."""
+    from mlc_tasks.processes import CUSTOM_PREFIX
+
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": CUSTOM_PREFIX + name,
+        "resource": {"prefect.resource.id": f"mlc.model.{model}",
+                     "prefect.resource.name": model, "mlc.model": model},
+        "related": [],
+        "payload": {"model": model, "request": request},
+    }
+
+
 def emit(event: dict[str, Any], api_url: str, timeout: float = 10.0) -> None:
     """Send the event (with PREFECT_API_AUTH_STRING) and wait until the server took it (204);
     TransientError if it did not, also when it refused the credentials: the same event may be

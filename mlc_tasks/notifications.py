@@ -1,5 +1,6 @@
-"""Inbound notifications: "new labelled data for model X is ready" or "backtest X", sent by an
-outside system and signed with a shared key. Pure: the HTTP endpoint is
+"""Inbound notifications: "new labelled data for model X is ready", "backtest X", or a custom
+business event for X (mlc_tasks/processes.py), sent by an outside system and signed with a
+shared key. Pure: the HTTP endpoint is
 deployments/notify_server.py.
 
 The signature is `sha256=` + hex HMAC-SHA256(key, timestamp + "." + body), sent in
@@ -13,9 +14,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlc_tasks import locations
 from mlc_tasks.errors import InvalidInputError
@@ -40,11 +48,21 @@ class Notification(BaseModel):
 
     id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
     model: str = Field(pattern=NAME_PATTERN)
-    action: Literal["retrain", "backtest"]
+    action: Literal["retrain", "backtest", "event"]
+    event: str | None = Field(default=None, max_length=80,
+                              description="with action 'event': the custom event to send")
+    payload: dict[str, Any] = Field(default_factory=dict,
+                                    description="with action 'event': its payload")
     data: str | None = Field(default=None, min_length=1, max_length=2000,
                              description="where the new data is: a file under the model's "
                                          "data location (an absolute path or a URL)")
     note: str = Field(default="", max_length=500)
+
+    @model_validator(mode="after")
+    def _event_named(self) -> Notification:
+        if (self.action == "event") != (self.event is not None):
+            raise ValueError("'event' names the custom event, with action 'event' only")
+        return self
 
     @field_validator("data")
     @classmethod

@@ -169,6 +169,12 @@ class MlcSettings(BaseSettings):
                     "artifact store: absolute folders, or s3://, gs://, az://, https:// "
                     "prefixes (a JSON list).")
 
+    process_paths: list[Path] | None = Field(
+        default=None,
+        description="Folders of a team's own processes (modules with a flow and its `process` "
+                    "declaration; a JSON list). None: this checkout's processes/ folder. They "
+                    "are code the installation runs: only its admins may write them.")
+
     allow_unsandboxed_code: bool = Field(
         default=False,
         description="Run package code (metrics functions) without bubblewrap; logged loudly.")
@@ -193,6 +199,13 @@ class MlcSettings(BaseSettings):
 
     def artifact_url(self) -> str:
         return self.artifact_store_url or str(self.home / "artifacts")
+
+    def process_folders(self) -> list[Path]:
+        """Where a team's own processes are (the checkout's processes/ when none is set)."""
+        if self.process_paths is not None:
+            return list(self.process_paths)
+        bundled = Path(__file__).resolve().parent.parent / "processes"
+        return [bundled] if bundled.is_dir() else []
 
     def allowed_data_roots(self) -> list[str]:
         """Every prefix a data location may lie under (mlc_tasks/locations.py)."""

@@ -204,6 +204,10 @@ class Registry:
         with self.transaction() as session:
             return self._audit_events(session, model)
 
+    def audit_events_in(self, session: Session, model: str | None) -> list[audit.AuditEvent]:
+        """The audit events as this transaction sees them (its own writes included)."""
+        return self._audit_events(session, model)
+
     @staticmethod
     def _audit_events(session: Session, model: str | None) -> list[audit.AuditEvent]:
         query = select(AuditRow).order_by(AuditRow.seq)

@@ -298,3 +298,60 @@ def test_empty_secret_is_refused(registry: Registry) -> None:
     with pytest.raises(ValueError, match="secret"):
         create_app("", registry, Emitter())
 
+
+
+@pytest.fixture
+def event_endpoint(registry: Registry, store: ArtifactStore,
+                   examples_dir: Path) -> Iterator[Endpoint]:
+    """The endpoint of an installation whose processes include the bundled quarterly review."""
+    from flows.catalog import load_processes
+
+    submit_package(examples_dir / "credit-risk", registry, store, list(REVIEWED_TYPES), "ana")
+    emitter = Emitter()
+    declared = [d.process for d in load_processes([REPO / "processes"])]
+    app = create_app(SECRET, registry, emitter, clock=lambda: NOW, processes=lambda: declared)
+    with ThreadedServer(app) as server:
+        yield Endpoint(f"http://127.0.0.1:{server.port}/notifications", emitter, registry)
+
+
+def review(note_id: str, **changes: Any) -> Notification:
+    fields = {"model": "credit-risk", "event": "quarterly-review", **changes}
+    return Notification(id=note_id, action="event", **fields)
+
+
+def test_a_signed_custom_event_starts_the_process_once(event_endpoint: Endpoint) -> None:
+    answer = event_endpoint.send(review("grc:q4", payload={"days": 30}))
+    assert answer.status_code == 202, answer.text
+    [event] = event_endpoint.emitter.events
+    assert event["event"] == "mlc.custom.quarterly-review"
+    assert event["payload"] == {"model": "credit-risk", "request": answer.json()["request"]}
+    [asked] = [e for e in event_endpoint.registry.audit_events("credit-risk")
+               if e.action == "process.requested"]
+    assert asked.actor == "notification-endpoint:grc:q4"
+    assert asked.detail["payloads"] == {"quarterly-review": {"days": 30}}
+    assert event_endpoint.send(review("grc:q4", payload={"days": 30})).status_code == 401
+
+
+@pytest.mark.parametrize(("note", "status", "says"), [
+    (review("bad-days", payload={"days": 2}), 422, "payload.days"),
+    (review("no-one", event="nobody-listens"), 404, "no process expects"),
+    (review("no-model", model="no-such-model"), 404, "no-such-model"),
+])
+def test_a_refused_custom_event_records_nothing(event_endpoint: Endpoint, note: Notification,
+                                                status: int, says: str) -> None:
+    answer = event_endpoint.send(note)
+    assert answer.status_code == status and says in answer.text, answer.text
+    assert event_endpoint.emitter.events == [] and notification_audit(
+        event_endpoint.registry) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"id": "x1", "model": "credit-risk", "action": "event"},  # which event?
+    {"id": "x2", "model": "credit-risk", "action": "retrain", "event": "quarterly-review"},
+])
+def test_event_goes_with_action_event_only(event_endpoint: Endpoint, body: dict[str, Any]
+                                           ) -> None:
+    import json
+
+    answer = event_endpoint.post(json.dumps(body).encode())
+    assert answer.status_code == 422 and "'event' names the custom event" in answer.text
