@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +21,8 @@ from mlc_tasks import runtimes
 from mlc_tasks.errors import InvalidInputError, TransientError
 from mlc_tasks.people import Principal, Scope
 from mlc_tasks.resources import Resources
+from mlc_tasks.run_requests import RequestKind, record_request
+from mlc_tasks.task_records import CHOICE_PATTERN
 
 
 class Body(BaseModel):
@@ -27,7 +30,9 @@ class Body(BaseModel):
 
 
 class DecisionBody(Body):
-    decision: str = Field(description="approve or reject (approvals, changes); retry or abort")
+    decision: str = Field(pattern=CHOICE_PATTERN,
+                          description="approve or reject (approvals, changes); retry or abort "
+                                      "(reviews); one of a question's choices")
     comment: str = Field(default="", max_length=5000)
 
 
@@ -80,11 +85,7 @@ def action_router(ctx: Resources) -> APIRouter:
                principal: Annotated[Principal, Depends(decider)]) -> dict[str, Any]:
         """Decide for the caller; a refused attempt is answered (accepted false), not raised."""
         from deployments.decide import submit_decision
-        from mlc_tasks.task_records import Decision
 
-        if body.decision not in {d.value for d in Decision}:
-            raise InvalidInputError(f"decision: '{body.decision[:50]}' is not one of "
-                                    f"{', '.join(d.value for d in Decision)}")
         made, task = submit_decision(ctx, task_id, principal.id, body.decision, body.comment)
         return {"decision": dumped(made), "task": dumped(task)}
 
@@ -160,28 +161,62 @@ def add_model_routes(router: APIRouter, ctx: Resources) -> None:
     @router.post("/models/{name}/deploy")
     def deploy(name: str, body: DeployBody, principal: Annotated[Principal, Depends(operator)]
                ) -> dict[str, Any]:
-        """A verified manual deploy onto the one live runtime whose tags match; a runtime with
-        the policy's production tags (whatever they are) takes approved versions only."""
+        """A verified manual deploy: who asked for what is recorded, then deploy-model runs
+        here with that request (retried, alerting on failure) and deploys as the caller onto
+        the one live runtime whose tags match; a runtime with the policy's production tags
+        (whatever they are) takes approved versions only."""
+        from flows.deploy_model import deploy_model
+
         tags = runtimes.parse_tags(body.tags) if isinstance(body.tags, str) else body.tags
         record = ctx.registry.get_version(name, body.version)
-        runtime = ctx.choose_runtime(tags)
-        done = runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime,
-                                       record, principal.id, body.reason,
-                                       ctx.policy().deployment.prod)
-        return {"deployed": done, "version": dumped(record), "runtime": dumped(runtime)}
+        runtime = ctx.choose_runtime(tags)  # clear errors before anything is recorded
+        before = {d.id for d in ctx.registry.deployments(name)}
+        request = record_request(ctx.registry, RequestKind.DEPLOY, name, principal.id,
+                                 {"version": body.version, "tags": tags, "reason": body.reason})
+        outcome, run = run_flow(deploy_model, model=name, version=body.version, tags=tags,
+                                reason=body.reason, request=request)
+        done = next((d for d in reversed(ctx.registry.deployments(name))
+                     if d.runtime == runtime.name and d.id not in before), None)
+        return {"deployed": done, "version": dumped(record), "runtime": dumped(runtime),
+                "outcome": outcome, "request": request, "run": run}
 
     @router.post("/models/{name}/rollback")
     def rollback(name: str, body: RollbackBody, principal: Annotated[Principal, Depends(operator)]
                  ) -> dict[str, Any]:
-        """Redeploy the version served before the current one on the stage."""
-        stages = ctx.policy().deployment
-        runtime = ctx.choose_runtime(getattr(stages, body.env))
+        """Redeploy the version served before the current one on the stage: recorded as the
+        caller's request, carried out by rollback-model here (retried, alerting on failure)."""
+        from flows.deploy_model import rollback_model
+
+        runtime = ctx.choose_runtime(getattr(ctx.policy().deployment, body.env))
         target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
-        version = ctx.registry.get_version(name, target.version_number)
-        runtimes.deploy_version(ctx.registry, ctx.runtime_client(runtime), runtime, version,
-                                principal.id, f"{body.reason}: back to {version.ref}",
-                                stages.prod)
-        return {"version": dumped(version), "runtime": dumped(runtime)}
+        request = record_request(ctx.registry, RequestKind.ROLLBACK, name, principal.id,
+                                 {"env": body.env, "reason": body.reason})
+        outcome, run = run_flow(rollback_model, model=name, env=body.env, reason=body.reason,
+                                request=request)
+        now = next((d for d in ctx.registry.deployments(name)
+                    if d.runtime == runtime.name and d.replaced_at is None), target)
+        return {"version": dumped(ctx.registry.get_version(name, now.version_number)),
+                "runtime": dumped(runtime), "outcome": outcome, "request": request, "run": run}
+
+    def run_flow(process: Any, **parameters: Any) -> tuple[Any, dict[str, str | None]]:
+        """Run the flow in this process as a run on the installation's Prefect server (with
+        its retries and alerts, shown in the UI), with these resources; what it returned and
+        its run, or what it raised."""
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+        from mlc_tasks.resources import using
+
+        prefect = ctx.prefect_api_url()
+        with using(ctx), temporary_settings({PREFECT_API_URL: prefect}):
+            try:  # the run's own failure is in its state; this is Prefect not answering
+                state = process(**parameters, return_state=True)
+            except (httpx.HTTPError, RuntimeError) as exc:
+                raise TransientError(f"{process.name} did not start: the Prefect server at "
+                                     f"{prefect} did not answer ({exc})") from exc
+            ui = PREFECT_UI_URL.value()
+        run_id = str(state.state_details.flow_run_id)
+        return state.result(), {"id": run_id, "url": f"{ui}/runs/flow-run/{run_id}" if ui
+                                else None}
 
     @router.patch("/models/{name}")
     def change(name: str, body: ModelChange,

@@ -15,7 +15,7 @@ from flows.catalog import Declared, load_processes
 from flows.change_management import retire_champions, rollback_review
 from flows.daily_backtest import daily_backtest
 from flows.data_sensor import data_sensor
-from flows.deploy_model import deploy_model
+from flows.deploy_model import deploy_model, rollback_model
 from flows.model_change import model_change
 from flows.monitor import monitor
 from flows.on_model_changed import on_model_changed
@@ -75,6 +75,12 @@ def our_deployments(ctx: Resources) -> list[RunnerDeployment]:
             name="deploy-model",
             description="Deploy a model version onto the runtime whose tags match (never "
                         "production).",
+            tags=["mlc"],
+        ),
+        rollback_model.to_deployment(
+            name="rollback-model",
+            description="Put back the version a stage served before its current one (production "
+                        "only at a person's request through the control-plane API).",
             tags=["mlc"],
         ),
         on_model_changed.to_deployment(

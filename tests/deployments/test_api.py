@@ -392,7 +392,8 @@ def test_a_retraining_request_records_who_asked_and_passes_its_id(
 
 
 def test_a_manual_deploy_to_production_needs_approval_whatever_production_is_called(
-        local_settings: MlcSettings, tmp_path: Path, package: Path, start_runtime) -> None:
+        local_settings: MlcSettings, tmp_path: Path, package: Path, start_runtime,
+        prefect_server: str) -> None:
     """The policy's production stage is {env: production}: an operator deploying a merely
     tested version there is refused and production is unchanged; QA takes it as before, and
     production takes it once approved."""
@@ -405,7 +406,7 @@ def test_a_manual_deploy_to_production_needs_approval_whatever_production_is_cal
                                 list(REVIEWED_TYPES), "ana")
     registry.transition(version.id, State.TESTED, "ci", "tested")
     live, qa = start_runtime("live", "env=production"), start_runtime("qa", "env=qa")
-    api = start_api(local_settings, policy)
+    api = start_api(local_settings, policy, PREFECT_API_URL=prefect_server)
     try:
         token = enroll(local_settings, RITA)
 
@@ -462,8 +463,12 @@ def test_our_errors_are_clear_http_answers(api: str, local_settings: MlcSettings
     missing = httpx.get(f"{api}/v1/models/ghost", headers=bearer(token))
     assert (missing.status_code, missing.json()) == (404, {"detail": "no model named 'ghost'"})
     bad = httpx.post(f"{api}/v1/tasks/1/decision", headers=bearer(token),
-                     json={"decision": "maybe"})
-    assert bad.status_code == 400 and bad.json()["detail"].startswith("decision: 'maybe'")
+                     json={"decision": "Maybe; drop"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "decision"]
+    unknown = httpx.post(f"{api}/v1/tasks/1/decision", headers=bearer(token),
+                         json={"decision": "maybe"})
+    assert (unknown.status_code, unknown.json()) == (
+        404, {"detail": "no human task 1 (see `mlc tasks`)"})
     assert httpx.get(f"{api}/docs").status_code == 200
     assert "/v1/packages" in httpx.get(f"{api}/openapi.json").json()["paths"]
 

@@ -26,19 +26,22 @@ COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], 
 ANA = "ana.lopez@bank.example"
 
 
+def start_api(settings: MlcSettings, **env: str) -> ApiProcess:
+    Registry(settings.registry_url(), audit_key=settings.resolved_audit_key()).close()
+    return ApiProcess(settings, **env).start()
+
+
 @pytest.fixture
 def api(local_settings: MlcSettings):
-    Registry(local_settings.registry_url(), audit_key=local_settings.resolved_audit_key()).close()
-    started = ApiProcess(local_settings).start()
+    """The control-plane API with no Prefect server (its events fail fast)."""
+    started = start_api(local_settings)
     yield started
     started.stop()
 
 
-@pytest.fixture
-def mlc(local_settings: MlcSettings, api: ApiProcess):
+def mlc_as_ana(settings: MlcSettings, api: ApiProcess):
     """`mlc` as Ana, who holds a person's token."""
-    env = {**mlc_env(local_settings), "MLC_API_URL": api.url,
-           "MLC_TOKEN": enroll(local_settings, ANA)}
+    env = {**mlc_env(settings), "MLC_API_URL": api.url, "MLC_TOKEN": enroll(settings, ANA)}
 
     def run(*args: str, ok: bool = True, token: str | None = None
             ) -> subprocess.CompletedProcess[str]:
@@ -49,6 +52,20 @@ def mlc(local_settings: MlcSettings, api: ApiProcess):
         return done
 
     return run
+
+
+@pytest.fixture
+def mlc(local_settings: MlcSettings, api: ApiProcess):
+    return mlc_as_ana(local_settings, api)
+
+
+@pytest.fixture
+def mlc_flows(local_settings: MlcSettings, prefect_server: str):
+    """`mlc` as Ana against an API with a Prefect server: its deploys and rollbacks are runs
+    of deploy-model and rollback-model there."""
+    started = start_api(local_settings, PREFECT_API_URL=prefect_server)
+    yield mlc_as_ana(local_settings, started)
+    started.stop()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "mlc")
@@ -109,15 +126,20 @@ def test_unknown_names(mlc, local_settings: MlcSettings) -> None:
     assert "not key=value" in mlc("deploy", "ghost", "1", "--tags", "qa", ok=False).stderr
 
 
-def test_deploy_and_predict_like_the_readme(mlc, examples_dir: Path, start_runtime) -> None:
+def test_deploy_and_predict_like_the_readme(mlc_flows, examples_dir: Path, start_runtime,
+                                            prefect_server: str) -> None:
+    mlc = mlc_flows
     mlc("submit", str(examples_dir / "credit-risk"))
     runtime = start_runtime("qa", "env=qa")
     start_runtime("prod", "env=prod")
     runtimes = json.loads(mlc("runtimes", "--json").stdout)
     assert sorted(r["name"] for r in runtimes) == ["prod", "qa"]
 
-    assert "deployed credit-risk:1 on qa" in mlc("deploy", "credit-risk", "1", "--tags",
-                                                  "env=qa").stdout
+    done = mlc("deploy", "credit-risk", "1", "--tags", "env=qa").stdout
+    assert "deployed credit-risk:1 on qa" in done
+    run_id = done.split("/runs/flow-run/")[1].strip()  # a run of deploy-model, as any deploy
+    run = httpx.get(f"{prefect_server}/flow_runs/{run_id}").json()
+    assert (run["state_type"], run["parameters"]["version"]) == ("COMPLETED", 1)
     body = json.loads((examples_dir / "credit-risk" / "sample.json").read_text())
     assert len(httpx.post(f"{runtime.url}/invocations", json=body).json()["predictions"]) == 3
     assert "already deployed" in mlc("deploy", "credit-risk", "1", "--tags", "env=qa").stdout
@@ -133,15 +155,26 @@ def test_deploy_and_predict_like_the_readme(mlc, examples_dir: Path, start_runti
     assert "production takes approved versions only" in refused.stderr
     assert "no runtime matches env=staging" in mlc("deploy", "credit-risk", "1", "--tags",
                                                    "env=staging", ok=False).stderr
+    trail = [(e["actor"], e["action"]) for e in json.loads(mlc("audit", "--json").stdout)]
+    assert trail.count((ANA, "deploy.requested")) == 3  # staging was refused before asking
+    assert trail.count(("deploy-model", "deploy.request_taken")) == 3
 
 
-def test_deploy_to_a_runtime_that_is_down(mlc, examples_dir: Path, start_runtime) -> None:
+def test_deploy_to_a_runtime_that_is_down_is_retried_and_alerts(
+        mlc_flows, examples_dir: Path, start_runtime) -> None:
+    mlc = mlc_flows
     mlc("submit", str(examples_dir / "credit-risk"))
     start_runtime("qa", "env=qa").stop()
-    before = mlc("audit", "--json").stdout
+    before = json.loads(mlc("audit", "--json").stdout)
     done = mlc("deploy", "credit-risk", "1", "--tags", "env=qa", ok=False)
     assert "did not answer" in done.stderr and "Traceback" not in done.stderr
-    assert mlc("audit", "--json").stdout == before
+    after = json.loads(mlc("audit", "--json").stdout)
+    assert [(e["actor"], e["action"]) for e in after[len(before):]] == [
+        (ANA, "deploy.requested"), ("deploy-model", "deploy.request_taken")]  # nothing deployed
+    [alert] = json.loads(mlc("alerts", "--status", "open", "--json").stdout)
+    assert (alert["title"], alert["source"]) == ("deploy of credit-risk:1 on qa failed",
+                                                 "deploy-model")
+    assert "/runs/flow-run/" in alert["run_url"]
 
 
 def test_audit_verify_fails_after_a_row_is_edited_by_hand(mlc, examples_dir: Path,
@@ -199,13 +232,14 @@ def test_audit_anchor_then_verify_against_it(mlc, examples_dir: Path,
     assert list(sink.iterdir()) == [written]
 
 
-def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_runtime,
+def test_rollback_redeploys_the_version_served_before(mlc_flows, package: Path, start_runtime,
                                                       local_settings: MlcSettings) -> None:
     import skops.io as sio
 
     from mlc_tasks.lifecycle import State
     from mlc_tasks.registry import Registry
 
+    mlc = mlc_flows
     prod = start_runtime("prod", "env=prod")
     mlc("submit", str(package))
     model = sio.load(package / "model.skops", trusted=list(local_settings.trusted_types))
@@ -223,9 +257,15 @@ def test_rollback_redeploys_the_version_served_before(mlc, package: Path, start_
 
     done = mlc("rollback", "credit-risk", "--reason", "v2 scores badly")
     assert "rolled back prod to credit-risk:1" in done.stdout
+    assert "/runs/flow-run/" in done.stdout  # a run of rollback-model
     assert httpx.get(f"{prod.url}/health").json()["deployed"]["number"] == 1
     last = registry.deployments("credit-risk")[-1]
-    assert (last.version_number, last.reason) == (1, "v2 scores badly: back to credit-risk:1")
+    assert (last.version_number, last.deployed_by, last.reason) == (
+        1, ANA, "v2 scores badly: back to credit-risk:1")
+    [asked] = [e for e in registry.audit_events("credit-risk")
+               if e.action == "rollback.requested"]
+    assert (asked.actor, asked.detail["env"], asked.detail["reason"]) == (
+        ANA, "prod", "v2 scores badly")
     registry.close()
 
 
