@@ -116,7 +116,7 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
                       members: Callable[[], set[str]]) -> HumanTask:
     """Pause until the task is closed; each resume is one attempt, recorded (accepted or
     refused, with the reason) before pausing again. Returns the closed task."""
-    book, logger = TaskBook(ctx.registry), get_run_logger()
+    book = TaskBook(ctx.registry)
     form = form_for(task)
     evidence_sha256 = book.show_evidence(task.id, description)
     timer = DeadlineTimer(book, task) if task.deadline else None
@@ -125,37 +125,44 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
             task = book.get(task.id)
             if task.status != TaskStatus.OPEN or book.expire(task.id):
                 return finish(ctx, book.get(task.id))
-            logger.info("task %d (%s of %s) waits for a decision: `mlc tasks`, or Resume in "
-                        "the Prefect UI", task.id, task.kind, task.ref)
+            get_run_logger().info("task %d (%s of %s) waits for a decision: `mlc tasks`, or "
+                                  "Resume in the Prefect UI", task.id, task.kind, task.ref)
             given = pause_flow_run(wait_for_input=form.with_initial_data(description=description),
                                    timeout=pause_timeout(task), poll_interval=1)
-            attempt, comment = form_fields(task, given)
-            if attempt.claimed == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
-                continue  # the deadline timer woke us; the registry says what happened
-            verdict = verify_attempt(ctx, task, attempt, evidence_sha256)
-            if not verdict.verified:
-                made = book.refuse_unverified(task.id, attempt.claimed, attempt.decision,
-                                              comment, verdict.channel, str(verdict.refusal))
-                logger.warning("task %d: %s claimed by %s REFUSED (%s)", task.id,
-                               attempt.decision, attempt.claimed, made.refusal)
-                if suspicious(made.refusal):
-                    raise_alert(credential_signal(task, attempt.claimed, str(made.refusal)))
-                continue
-            try:
-                allowed = members()
-            except MlcError as exc:  # e.g. a broken policy file: keep waiting, say why
-                logger.error("decision by %s not recorded, the policy is unreadable: %s",
-                             verdict.person, exc)
-                continue
-            made = book.decide(task.id, verdict.person, attempt.decision, comment,
-                               verdict.channel, allowed, evidence_sha256=evidence_sha256)
-            logger.info("task %d: %s by %s (%s) %s%s", task.id, attempt.decision,
-                        verdict.person, verdict.channel,
-                        "accepted" if made.accepted else "REFUSED",
-                        f" ({made.refusal})" if made.refusal else "")
+            take_attempt(ctx, book, task, given, evidence_sha256, members)
     finally:
         if timer:
             timer.stop()
+
+
+def take_attempt(ctx: Resources, book: TaskBook, task: HumanTask, given: RunInput,
+                 evidence_sha256: str, members: Callable[[], set[str]]) -> None:
+    """Record one resume: unverified (and alerted when it looks like an attack), or decided
+    for the verified person as the task's rules allow."""
+    logger = get_run_logger()
+    attempt, comment = form_fields(task, given)
+    if attempt.claimed == SYSTEM_ACTOR and book.get(task.id).status != TaskStatus.OPEN:
+        return  # the deadline timer woke us; the registry says what happened
+    verdict = verify_attempt(ctx, task, attempt, evidence_sha256)
+    if not verdict.verified:
+        made = book.refuse_unverified(task.id, attempt.claimed, attempt.decision, comment,
+                                      verdict.channel, str(verdict.refusal))
+        logger.warning("task %d: %s claimed by %s REFUSED (%s)", task.id, attempt.decision,
+                       attempt.claimed, made.refusal)
+        if suspicious(made.refusal):
+            raise_alert(credential_signal(task, attempt.claimed, str(made.refusal)))
+        return
+    try:
+        allowed = members()
+    except MlcError as exc:  # e.g. a broken policy file: keep waiting, say why
+        logger.error("decision by %s not recorded, the policy is unreadable: %s",
+                     verdict.person, exc)
+        return
+    made = book.decide(task.id, verdict.person, attempt.decision, comment, verdict.channel,
+                       allowed, evidence_sha256=evidence_sha256)
+    logger.info("task %d: %s by %s (%s) %s%s", task.id, attempt.decision, verdict.person,
+                verdict.channel, "accepted" if made.accepted else "REFUSED",
+                f" ({made.refusal})" if made.refusal else "")
 
 
 def form_fields(task: HumanTask, given: RunInput) -> tuple[Attempt, str]:

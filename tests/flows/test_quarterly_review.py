@@ -98,6 +98,10 @@ def test_the_event_starts_a_review_and_a_members_answer_retrains(
         TaskKind.QUESTION, "quarterly-review", ["keep", "retrain", "retire"])
     assert "evidence" in task.detail["evidence"] and "reviewed-risk:1" in task.detail["evidence"]
 
+    wrong = httpx.post(f"{people_api.process.url}/v1/tasks/{task.id}/decision", timeout=60,
+                       headers={"Authorization": f"Bearer {people_api.token(OMAR)}"},
+                       json={"decision": "approve"})
+    assert wrong.status_code == 400 and "does not answer question task" in wrong.text
     refused = answer(people_api, SAM, task, "retrain")  # submitted the version under review
     assert not refused["decision"]["accepted"]
     assert "submitted reviewed-risk:1" in refused["decision"]["refusal"]
