@@ -1,7 +1,9 @@
 """The ways around the governed path an outsider tried against `make run`, against a real
 `mlc up` (Prefect with auth on, the control-plane API, both runtimes). Each ends with the
 version not approved, production unchanged and the attempt in the audit log; then the one
-real door works: Rita approves with her token and production serves credit-risk:1.
+real door works: Rita approves with her token and production serves credit-risk:1. Last, a
+team's own process (the bundled quarterly review) is started by `mlc events emit` and answered
+with `mlc answer`, while the same event sent to Prefect with a made-up request starts nothing.
 
 (A resume through Prefect's API with a member's name is in test_up_approval.py.)"""
 
@@ -136,6 +138,28 @@ def test_the_ways_around_the_governed_path_are_closed(
                           for e in registry.audit_events("credit-risk")) == 2,
               "both retraining requests refused")
         assert [v.number for v in registry.list_versions("credit-risk")] == [1]
+
+        # 5. a team's process (processes/) is served and started by a custom event; an event
+        # sent to Prefect directly, with a made-up request, starts nothing
+        forged = api.post("/events", [{**retrain_event("", "manual"),
+                                       "event": "mlc.custom.quarterly-review",
+                                       "payload": {"model": "credit-risk", "request": "mine"}}])
+        assert forged.status_code == 204, forged.text
+        until(lambda: any(e.action == "process.refused"
+                          for e in registry.audit_events("credit-risk")), "the forged start")
+        emitted = mlc(rita, "events", "emit", "quarterly-review", "--model", "credit-risk",
+                      "--payload", '{"days": 30}')
+        assert emitted.returncode == 0, emitted.stderr
+        assert emitted.stdout.startswith("mlc.custom.quarterly-review for credit-risk: started "
+                                         "quarterly-review (request ")
+        question = until(lambda: paused_task(registry, api, "credit-risk"), "the review")
+        assert (question.kind, question.process) == ("question", "quarterly-review")
+        answered = mlc(omar, "answer", str(question.id), "keep", "--comment", "stable")
+        assert answered.returncode == 0, answered.stderr
+        assert "answered keep by 1" in answered.stdout
+        until(lambda: any(e.action == "process.started" for e in registry.audit_events(
+            "credit-risk")) and TaskBook(registry).get(question.id).status == "answered",
+              "the answered review")
 
         story = json.loads(mlc(rita, "audit", "credit-risk", "--json").stdout)
     finally:
