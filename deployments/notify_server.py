@@ -24,13 +24,12 @@ from fastapi.concurrency import run_in_threadpool
 
 from mlc_tasks import events
 from mlc_tasks.business_events import send_custom_event
-from mlc_tasks.errors import InvalidInputError, NotFoundError, TransientError
+from mlc_tasks.errors import InvalidInputError, NotFoundError, SignatureError, TransientError
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.notifications import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Notification,
-    SignatureError,
     body_sha256,
     check_data,
     parse,

@@ -5,6 +5,7 @@
     │   ├── InvalidPackageError    a model package (model.yaml, artifact, data) is wrong
     │   │   └── GovernanceFieldError  a package that would change a model's type, risk
     │   │                               tier, owner, team or data location
+    │   ├── SignatureError         a signed notification whose signature or timestamp does not hold
     │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
     │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
     │   ├── ScoringRequestError    a scoring request too deep or with a number out of range (400)
@@ -62,6 +63,10 @@ class InvalidPackageError(InvalidInputError):
 class GovernanceFieldError(InvalidPackageError):
     """A package differs from its registered model in a governance field (type, risk tier,
     owner, team, data location): only a change request (`mlc model update`) changes those."""
+
+
+class SignatureError(InvalidInputError):
+    """A notification whose signature or timestamp does not hold; the message says which."""
 
 
 class UnsafeArtifactError(InvalidInputError):

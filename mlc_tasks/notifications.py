@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from mlc_tasks import locations
-from mlc_tasks.errors import InvalidInputError
+from mlc_tasks.errors import InvalidInputError, SignatureError
 from mlc_tasks.locations import LocationPolicy, watched_root
 from mlc_tasks.packages import NAME_PATTERN, describe_errors
 
@@ -35,10 +35,6 @@ SIGNATURE_HEADER = "X-MLC-Signature"
 SIGNATURE_PREFIX = "sha256="
 MAX_AGE_SECONDS = 300.0
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
-
-
-class SignatureError(InvalidInputError):
-    """A notification whose signature or timestamp does not hold; the message says which."""
 
 
 class Notification(BaseModel):
