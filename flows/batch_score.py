@@ -11,15 +11,14 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from flows.steps import production_version
 from mlc_tasks import locations
 from mlc_tasks.batch_scoring import Progress, score_file
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.evaluation import version_model
 from mlc_tasks.locations import LocationPolicy
-from mlc_tasks.production import prod_env
 from mlc_tasks.progress import PercentSteps
 from mlc_tasks.registry import VersionRecord
-from mlc_tasks.registry.store import utcnow
 from mlc_tasks.resources import Resources, resources
 
 FLOW = "batch-score"
@@ -35,8 +34,7 @@ def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
     ctx = resources()
     policy = LocationPolicy.from_settings(ctx.settings)
     input_uri = locations.check(input_uri, policy, "input_uri").url  # before anything loads
-    version = ctx.registry.version_in_env_at(model, prod_env(ctx.policy().deployment.prod),
-                                             utcnow())
+    version = production_version(model)
     if version is None:
         raise InvalidInputError(f"{model} has no version in production to score with")
     scorer = version_model(version, ctx.settings.trusted_types)

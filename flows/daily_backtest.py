@@ -11,12 +11,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.alerts import raise_alert
 from flows.change_management import rollback_if_critical
+from flows.steps import production_version, raise_alert
 from mlc_tasks import breaches, evaluation, monitoring, result_tables
 from mlc_tasks.daily_data import day_pattern, parse_day, read_day
 from mlc_tasks.locations import LocationPolicy
-from mlc_tasks.production import prod_env
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.records import ResultKind
 from mlc_tasks.registry.store import utcnow
@@ -52,9 +51,9 @@ def backtest_models(names: list[str], day: date, strict: bool = False
     the error is raised, for a person who asked for one model)."""
     ctx, logger = resources(), get_run_logger()
     models = {m.name: m for m in ctx.registry.list_models()}
-    env, stored = prod_env(ctx.policy().deployment.prod), []
+    stored = []
     for name in names:
-        version = ctx.registry.version_in_env_at(name, env, utcnow())  # the one serving now
+        version = production_version(name)  # the one serving now
         location = models[name].data_location
         if version is None or not location:
             logger.warning("%s: %s", name, "not in production" if version is None

@@ -16,13 +16,12 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from flows.alerts import raise_alert
 from flows.change_management import rollback_if_critical
+from flows.steps import production_version, raise_alert
 from mlc_tasks import breaches, evaluation, monitoring, reports, result_tables
 from mlc_tasks.daily_data import parse_day, read_recent
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.policy import MonitoringPolicy
-from mlc_tasks.production import prod_env
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.records import ResultKind
 from mlc_tasks.registry.store import utcnow
@@ -80,10 +79,10 @@ def monitor_models(models: list[str], last_day: date, strict: bool) -> list[Test
     """One task for the batch; a model whose data is wrong is alerted and the others go on
     (`strict`: the error is raised, for a person who asked for one model)."""
     ctx, logger = resources(), get_run_logger()
-    policy, env, stored = ctx.policy().monitoring, prod_env(ctx.policy().deployment.prod), []
+    policy, stored = ctx.policy().monitoring, []
     for name in models:
         model = ctx.registry.get_model(name)
-        version = ctx.registry.version_in_env_at(name, env, utcnow())
+        version = production_version(name)
         if version is None or not model.data_location:
             logger.warning("%s: %s", name, "not in production" if version is None
                            else "no data_location in its model.yaml")

@@ -33,6 +33,7 @@ from mlc_tasks.business_events import send_custom_event
 from mlc_tasks.errors import InvalidInputError, MlcError, StepAbortedError
 from mlc_tasks.evidence import EvidenceBundle, bundle
 from mlc_tasks.lifecycle import State
+from mlc_tasks.production import prod_env
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.records import ResultKind
@@ -51,8 +52,8 @@ T = TypeVar("T")
 def production_version(model: str) -> VersionRecord | None:
     """The version of `model` that serves production now (the policy's prod env), or None."""
     ctx = resources()
-    env = ctx.policy().deployment.prod.get("env", "prod")
-    return ctx.registry.version_in_env_at(model, env, utcnow())
+    return ctx.registry.version_in_env_at(model, prod_env(ctx.policy().deployment.prod),
+                                          utcnow())
 
 
 def latest_results(version: VersionRecord, kind: ResultKind | str | None = None

@@ -168,9 +168,11 @@ def test_the_ways_around_the_governed_path_are_closed(
     current = registry.current_deployment("prod")
     assert current is not None and current.version_number == 1 and current.model == "credit-risk"
     by_action = {e["action"]: e for e in story}
-    decision = by_action["task.decision"]
-    assert (decision["actor"], decision["detail"]["via"]) == (RITA, "api")
-    assert decision["evidence_sha256"]
+    approval, review = [e for e in story if e["action"] == "task.decision"]
+    assert (approval["actor"], approval["detail"]["via"]) == (RITA, "api")
+    assert approval["evidence_sha256"]
+    assert (review["actor"], review["detail"]["kind"], review["detail"]["decision"]) == (
+        OMAR, "question", "keep")
     assert "production" in by_action["deploy.refused"]["reason"]
     refusals = [e["reason"] for e in story if e["action"] == "model.retraining_refused"]
     assert any("data" in r for r in refusals) and any("trigger" in r for r in refusals)
