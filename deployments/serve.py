@@ -17,10 +17,10 @@ from flows.daily_backtest import daily_backtest
 from flows.data_sensor import data_sensor
 from flows.deploy_model import deploy_model, rollback_model
 from flows.model_change import model_change
+from flows.model_testing import model_test
 from flows.monitor import monitor
 from flows.on_model_changed import on_model_changed
 from flows.retrain import retrain
-from flows.test_model import test_model
 from mlc_tasks.events import MODEL_READY, REQUESTED, ROLLED_BACK
 from mlc_tasks.governance import CHANGE_REQUESTED
 from mlc_tasks.policy import Policy
@@ -94,7 +94,7 @@ def our_deployments(ctx: Resources) -> list[RunnerDeployment]:
             )],
             tags=["mlc"],
         ),
-        test_model.to_deployment(
+        model_test.to_deployment(
             name="test-model",
             description="Test a version against the policy's thresholds (a step of "
                         "on-model-changed).",

@@ -16,8 +16,8 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.states import Completed, Failed, State
 
 from flows.human_tasks import open_task, wait_for_decision
+from flows.model_testing import model_test
 from flows.steps import deploy_stage, latest_results, open_tasks, raise_alert, reviewed
-from flows.test_model import test_model
 from mlc_tasks import approvals, training
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.comparison import Comparison, comparison_markdown
@@ -97,7 +97,7 @@ def on_model_changed(model: str, number: int) -> State:
         found = step(version, "scan", lambda: stored_scan(ctx, version) or scan(version))
         if not found.passed:
             return reject(ctx, version, f"security scan: {found.failures()}")
-        if not step(version, "test", lambda: test_model(model, number)):
+        if not step(version, "test", lambda: model_test(model, number)):
             return reject(ctx, version, "missed the policy's test thresholds")
         if not approve(ctx, version, found):
             closed = ctx.registry.get_version(model, number)

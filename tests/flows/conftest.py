@@ -15,7 +15,7 @@ import yaml
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner, Result
 
-from flows.test_model import run_test_job
+from flows.model_testing import run_test_job
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry

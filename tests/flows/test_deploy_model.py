@@ -13,7 +13,7 @@ import yaml
 from prefect.flows import load_flow_from_entrypoint
 
 from flows.deploy_model import deploy_model
-from flows.test_model import run_test_job
+from flows.model_testing import run_test_job
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import DeployRefusedError
 from mlc_tasks.lifecycle import State

@@ -1,6 +1,6 @@
 """test-model: run a version's test job on its package's labelled test data, store the standard
-test record, show it in the Prefect UI, and alert on every missed threshold. Started by the
-`mlc.model.ready` event that `mlc submit` emits."""
+test record, show it in the Prefect UI, and alert on every missed threshold. A step of
+on-model-changed, and a deployment of its own. (Named so that pytest never collects it.)"""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSign
 
 
 @flow(name="test-model")
-def test_model(model: str, number: int) -> bool:
+def model_test(model: str, number: int) -> bool:
     """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
     ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.test_model import test_model as run_test_model
+from flows.model_testing import model_test as run_test_model
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
