@@ -163,6 +163,14 @@ def test_the_api_refuses_an_event_nobody_expects_or_a_bad_payload(
     token = {"Authorization": f"Bearer {people_api.token(MIA)}"}
     assert httpx.post(url, json={"name": "quarterly-review", "model": "checked-risk"},
                       timeout=30).status_code == 401
+    from mlc_tasks.people import PrincipalKind
+    from mlc_tasks.registry.principals import PrincipalBook
+
+    ci = PrincipalBook(reviewing.registry).enroll("ci-bot", PrincipalKind.SERVICE, "local:test")
+    service = httpx.post(url, headers={"Authorization": f"Bearer {ci.token}"}, timeout=30,
+                         json={"name": "quarterly-review", "model": "checked-risk"})
+    assert service.status_code == 403 and "'operate' scope" in service.text
+    seen = len(reviewing.registry.audit_events())
     bad = send_event(people_api, MIA, "checked-risk", days=3)
     assert bad.status_code == 400 and "payload.days" in bad.json()["detail"]
     unknown = httpx.post(url, headers=token, timeout=30,
