@@ -4,6 +4,7 @@ that name. `mlc up` serves them, and the control-plane API checks custom events 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -33,7 +34,14 @@ class Declared(BaseModel):
 
 def load_processes(folders: list[Path]) -> list[Declared]:
     """Every declared process in `folders` (modules whose name starts with `_` are skipped);
-    errors name the file. A folder that does not exist is an error: it was configured."""
+    errors name the file. A folder that does not exist is an error: it was configured. Read
+    once per process (the API and the notification endpoint ask on every event); `mlc up`
+    serves what it found at start, so a new module needs a restart anyway."""
+    return list(_load(tuple(f.resolve() for f in folders)))
+
+
+@functools.cache
+def _load(folders: tuple[Path, ...]) -> tuple[Declared, ...]:
     found: dict[str, Declared] = {}
     for folder in folders:
         if not folder.is_dir():
@@ -47,7 +55,7 @@ def load_processes(folders: list[Path]) -> list[Declared]:
                 raise InvalidInputError(f"{path}: process '{declared.process.name}' is "
                                         f"declared again (first in {first.path})")
             found[declared.process.name] = declared
-    return list(found.values())
+    return tuple(found.values())
 
 
 def load_module(path: Path) -> Declared:

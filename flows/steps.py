@@ -18,6 +18,7 @@ A step that fails raises (an MlcError says why); expected outcomes are return va
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -96,8 +97,6 @@ def ask(version: VersionRecord, title: str, evidence: str, *, choices: Sequence[
 
 
 def checked_choices(choices: Sequence[str]) -> list[str]:
-    import re
-
     found = list(dict.fromkeys(choices))
     bad = [c for c in found if not re.fullmatch(CHOICE_PATTERN, c)]
     if len(found) < 2 or bad:

@@ -170,11 +170,14 @@ def resources() -> Resources:
     run = runtime.flow_run.root_flow_run_id or runtime.flow_run.id
     if not run:
         return Resources()
-    if run not in _per_run:
+    found = _per_run.get(run)
+    if found is None:
         while len(_per_run) >= RUNS_KEPT:
-            _per_run.pop(next(iter(_per_run)))
-        _per_run[run] = Resources()
-    return _per_run[run]
+            _per_run.pop(next(iter(_per_run)), None)
+        # two tasks of one run asking at once both get the one stored first (parts are lazy,
+        # so building a spare costs nothing)
+        found = _per_run.setdefault(run, Resources())
+    return found
 
 
 @contextmanager
