@@ -15,6 +15,7 @@ from mlc_tasks.audit import AuditEvent
 from mlc_tasks.task_records import TaskStatus
 
 DEPLOYED_TO = "version.deployed_to"
+UNDEPLOYED_FROM = "version.undeployed_from"
 AROUND = "written around the log"
 CLOSED = frozenset(s.value for s in TaskStatus if s != TaskStatus.OPEN)
 
@@ -99,6 +100,8 @@ def _replay_version(replayed: Replayed, event: AuditEvent) -> None:
         replayed.numbers[(str(event.model), detail["number"])] = event.entity_id
     elif "from" in detail and event.action == f"version.{detail.get('to')}":
         replayed.versions[event.entity_id] = (detail["to"], event.seq)
+    elif event.action == UNDEPLOYED_FROM:
+        replayed.deployed[detail["runtime"]].append(event)
     elif event.action == DEPLOYED_TO:
         replayed.deployed[detail["runtime"]].append(event)
         # what production serves is the champion (older rows only name the env tag)
@@ -159,21 +162,38 @@ def _deployments(replayed: Replayed, rows: list[DeploymentState]) -> list[str]:
 def _runtime_deployments(runtime: str, rows: list[DeploymentState],
                          events: list[AuditEvent]) -> list[str]:
     """One runtime's deployments in order (its row is locked while one is recorded): each row
-    is the event at its place, and only the last is live."""
+    is the deploy event at its place, and it is live unless a later event closed it."""
+    deploys = [e for e in events if e.action == DEPLOYED_TO]
+    live = _live(events)
     for place, row in enumerate(rows):
         name = f"deployments row {row.id} ({row.model}:{row.number} on {runtime})"
-        if place >= len(events):
+        if place >= len(deploys):
             return [f"{name} has no {DEPLOYED_TO} event: {AROUND}"]
-        event = events[place]
-        expected = (event.entity_id, event.detail.get("env"), event.actor, place == len(events) - 1)
+        event = deploys[place]
+        expected = (event.entity_id, event.detail.get("env"), event.actor, event.seq in live)
         if (row.version_id, row.env, row.deployed_by, row.live) != expected:
             return [f"{name} differs from event {event.seq} (version {event.entity_id}, env "
                     f"{expected[1]}, by {event.actor}, {'live' if expected[3] else 'replaced'})"]
-    if len(events) > len(rows):
-        missing = events[len(rows)]
+    if len(deploys) > len(rows):
+        missing = deploys[len(rows)]
         return [f"event {missing.seq} deployed version {missing.entity_id} on {runtime}, but "
                 "the deployments table has no row for it"]
     return []
+
+
+def _live(events: list[AuditEvent]) -> set[int]:
+    """The seqs of the deploy events still open after a runtime's events: a deploy closes the
+    runtime's deployment of the same model (before runtimes served many models, an event
+    without `per_model` closed every deployment on the runtime), an undeploy its version's."""
+    open_by_model: dict[str | None, AuditEvent] = {}
+    for event in events:
+        if event.action == DEPLOYED_TO:
+            if not event.detail.get("per_model"):
+                open_by_model.clear()
+            open_by_model[event.model] = event
+        elif (found := open_by_model.get(event.model)) and found.entity_id == event.entity_id:
+            del open_by_model[event.model]
+    return {e.seq for e in open_by_model.values()}
 
 
 def _models(replayed: Replayed, rows: list[ModelState]) -> list[str]:

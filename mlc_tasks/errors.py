@@ -19,6 +19,7 @@
     │   └── InstallationNotFoundError  no running `mlc up`, and none configured
     ├── IllegalTransitionError     a life-cycle move the transition table forbids
     ├── RuntimeSelectionError      no runtime, or more than one, matches the tags
+    │   └── RuntimeFullError       every matching runtime serves as many models as it may
     ├── RuntimePinnedError         a runtime registering at another URL than it was pinned to
     ├── DeployRefusedError         a runtime refused a version the registry does not allow there
     ├── AuditChainError            the audit log's hash chain is broken
@@ -120,6 +121,11 @@ class IllegalTransitionError(MlcError):
 
 class RuntimeSelectionError(MlcError):
     """Runtime tags matched none or several runtimes."""
+
+
+class RuntimeFullError(RuntimeSelectionError):
+    """A runtime serves as many models as its capacity allows (MLC_RUNTIME_MAX_MODELS, or its
+    memory budget): another model is refused before anything changes."""
 
 
 class RuntimePinnedError(MlcError):

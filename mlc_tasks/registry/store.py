@@ -22,6 +22,7 @@ from mlc_tasks.errors import (
     AuditKeyError,
     GovernanceFieldError,
     NotFoundError,
+    RuntimeFullError,
     RuntimePinnedError,
 )
 from mlc_tasks.lifecycle import State
@@ -376,6 +377,13 @@ class Registry:
                 raise NotFoundError(f"no version with id {version_id}")
             return self._version_record(found[0], found[1])
 
+    def version_states(self, version_ids: list[str]) -> dict[str, State]:
+        """The life-cycle state of each of these versions (those that exist), in one query."""
+        with self.transaction() as session:
+            rows = session.execute(select(VersionRow.id, VersionRow.state)
+                                   .where(VersionRow.id.in_(version_ids))).all()
+            return {version_id: State(state) for version_id, state in rows}
+
     def transition(
         self, version_id: str, target: State, actor: str, reason: str = ""
     ) -> VersionRecord:
@@ -422,6 +430,11 @@ class Registry:
             return
         lifecycle.check_transition(current, target)
         row.state = target.value
+        if target is State.RETIRED:  # a retired version is served nowhere: runtimes unload it
+            for deployment, _, _, runtime in session.execute(
+                    self._deployment_query().where(DeploymentRow.version_id == row.id,
+                                                   DeploymentRow.replaced_at.is_(None))).all():
+                self._close_deployment(session, deployment, row, model, runtime, actor, reason)
         self.append_audit(session, actor=actor, action=f"version.{target.value}", entity="version",
                     entity_id=row.id, model=model, reason=reason,
                     detail={"number": row.number, "from": current.value, "to": target.value})
@@ -517,19 +530,21 @@ class Registry:
         self, version_id: str, runtime: str, actor: str, reason: str,
         prod: Mapping[str, str] = BUILT_IN_PROD,
     ) -> DeploymentRecord:
-        """Record that a runtime now serves a version: close the runtime's previous deployment,
-        move the version's state (approved → deployed), audit; all in one transaction. The
-        runtime is production when its (locked) tags hold all of `prod`, the policy's
-        production tags (deployment.prod): then only an approved or deployed version may go,
-        and it becomes the champion."""
+        """Record that a runtime now serves a version: close the runtime's previous deployment
+        of the same model (other models on it are untouched), move the version's state
+        (approved → deployed), audit; all in one transaction. The runtime is production when its
+        (locked) tags hold all of `prod`, the policy's production tags (deployment.prod): then
+        only an approved or deployed version may go, and it becomes the champion. A runtime
+        that already serves as many models as its capabilities' `max_models` takes no other."""
         now = utcnow()
         with self.transaction() as session:
-            runtime_row = session.execute(  # locked: one open deployment per runtime
+            runtime_row = session.execute(  # locked: one open deployment per runtime and model
                 select(RuntimeRow).where(RuntimeRow.name == runtime).with_for_update()
             ).scalar_one_or_none()
             if runtime_row is None:
                 raise NotFoundError(f"no runtime named '{runtime}'")
             row, model = self._locked_version(session, version_id)
+            self._check_room(session, runtime_row, row.model_id, model)
             env = runtime_row.tags.get("env")
             production = is_production(runtime_row.tags, prod)
             target = lifecycle.state_after_deploy(State(row.state), production)
@@ -540,27 +555,76 @@ class Registry:
             session.execute(
                 update(DeploymentRow)
                 .where(DeploymentRow.runtime_id == runtime_row.id,
+                       DeploymentRow.model_id == row.model_id,
                        DeploymentRow.replaced_at.is_(None))
                 .values(replaced_at=now)
             )
-            deployment = DeploymentRow(version_id=row.id, runtime_id=runtime_row.id, env=env,
-                                       deployed_at=now, deployed_by=actor, reason=reason)
+            deployment = DeploymentRow(version_id=row.id, runtime_id=runtime_row.id,
+                                       model_id=row.model_id, env=env, deployed_at=now,
+                                       deployed_by=actor, reason=reason)
             session.add(deployment)
             session.flush()
             self.append_audit(session, actor=actor, action="version.deployed_to", entity="version",
                         entity_id=row.id, model=model, reason=reason,
                         detail={"number": row.number, "runtime": runtime, "env": env,
-                                "production": production},
+                                "production": production, "per_model": True},
                         evidence_sha256=row.artifact_sha256)
             return self._deployment_record(deployment, row, model, runtime)
 
-    def current_deployment(self, runtime: str) -> DeploymentRecord | None:
+    @staticmethod
+    def _check_room(session: Session, runtime: RuntimeRow, model_id: int, model: str) -> None:
+        limit = runtime.capabilities.get("max_models")
+        served = set(session.execute(
+            select(DeploymentRow.model_id).where(DeploymentRow.runtime_id == runtime.id,
+                                                 DeploymentRow.replaced_at.is_(None))).scalars())
+        if isinstance(limit, int) and model_id not in served and len(served) >= limit:
+            raise RuntimeFullError(f"runtime {runtime.name} serves {len(served)} of its "
+                                   f"{limit} models (MLC_RUNTIME_MAX_MODELS); {model} does not "
+                                   "fit")
+
+    def record_undeployment(self, version_id: str, runtime: str, actor: str, reason: str
+                            ) -> DeploymentRecord | None:
+        """Record that a runtime no longer serves a version (unloaded); None when the registry
+        had it served there no more."""
+        with self.transaction() as session:
+            row, model = self._locked_version(session, version_id)
+            found = session.execute(
+                self._deployment_query().where(RuntimeRow.name == runtime,
+                                               DeploymentRow.version_id == version_id,
+                                               DeploymentRow.replaced_at.is_(None))
+            ).one_or_none()
+            if found is None:
+                return None
+            self._close_deployment(session, found[0], row, model, runtime, actor, reason)
+            return self._deployment_record(*found)
+
+    def _close_deployment(self, session: Session, deployment: DeploymentRow, row: VersionRow,
+                          model: str, runtime: str, actor: str, reason: str) -> None:
+        deployment.replaced_at = utcnow()
+        self.append_audit(session, actor=actor, action="version.undeployed_from",
+                          entity="version", entity_id=row.id, model=model, reason=reason,
+                          detail={"number": row.number, "runtime": runtime,
+                                  "env": deployment.env})
+
+    def current_deployment(self, runtime: str, model: str) -> DeploymentRecord | None:
+        """What `runtime` serves of `model` now, if anything."""
         with self.transaction() as session:
             found = session.execute(
                 self._deployment_query()
-                .where(RuntimeRow.name == runtime, DeploymentRow.replaced_at.is_(None))
+                .where(RuntimeRow.name == runtime, ModelRow.name == model,
+                       DeploymentRow.replaced_at.is_(None))
             ).one_or_none()
             return self._deployment_record(*found) if found else None
+
+    def served_on(self, runtime: str | None = None) -> list[DeploymentRecord]:
+        """The open deployments (what is served now) on `runtime`, or on every runtime, by
+        runtime and model."""
+        with self.transaction() as session:
+            query = self._deployment_query().where(DeploymentRow.replaced_at.is_(None))
+            if runtime is not None:
+                query = query.where(RuntimeRow.name == runtime)
+            rows = session.execute(query.order_by(RuntimeRow.name, ModelRow.name)).all()
+            return [self._deployment_record(*r) for r in rows]
 
     def deployments(self, model: str) -> list[DeploymentRecord]:
         with self.transaction() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -78,11 +78,20 @@ class RuntimeRow(Base):
 
 
 class DeploymentRow(Base):
+    """A version served on a runtime from deployed_at until replaced_at: a runtime serves many
+    models, with at most one open deployment per (runtime, model)."""
+
     __tablename__ = "deployments"
-    __table_args__ = (Index("ix_deployments_env_time", "env", "deployed_at"),)
+    __table_args__ = (
+        Index("ix_deployments_env_time", "env", "deployed_at"),
+        Index("ux_deployments_open_per_runtime_model", "runtime_id", "model_id", unique=True,
+              sqlite_where=text("replaced_at IS NULL"),
+              postgresql_where=text("replaced_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version_id: Mapped[str] = mapped_column(ForeignKey("versions.id"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
     runtime_id: Mapped[int] = mapped_column(ForeignKey("runtimes.id"), index=True)
     env: Mapped[str | None] = mapped_column(String(63))  # the runtime's env tag at the time
     deployed_at: Mapped[datetime]

@@ -99,9 +99,9 @@ def test_a_state_table_edited_with_the_chain_untouched_is_named(
 def test_a_row_written_around_the_log_is_named(served, registry) -> None:
     with registry.engine.begin() as conn:
         conn.execute(text(  # "it was on prod for a moment"
-            "INSERT INTO deployments (version_id, runtime_id, env, deployed_at, replaced_at, "
-            "deployed_by, reason) SELECT version_id, runtime_id, env, deployed_at, deployed_at, "
-            "'mallory', '' FROM deployments"))
+            "INSERT INTO deployments (version_id, model_id, runtime_id, env, deployed_at, "
+            "replaced_at, deployed_by, reason) SELECT version_id, model_id, runtime_id, env, "
+            "deployed_at, deployed_at, 'mallory', '' FROM deployments"))
     report = registry.verify_audit()
     assert not report.ok and report.problem == (
         "deployments row 2 (house-prices:1 on prod) has no version.deployed_to event: written "

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import multiprocessing
+import shutil
 import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import (
     IllegalTransitionError,
     InvalidPackageError,
     NotFoundError,
+    RuntimeFullError,
     UnsafeArtifactError,
 )
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, TestResult, ThresholdCheck
 from mlc_tasks.registry.champions import ChampionBook
+from mlc_tasks.registry.migrate import alembic_config
 from mlc_tasks.registry.store import utcnow
 from mlc_tasks.registry.tables import Base
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
@@ -235,7 +240,7 @@ def test_migrations_apply_once(settings: MlcSettings) -> None:
     Registry(settings.registry_url()).close()
     again = Registry(settings.registry_url())
     with again.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0008"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
         # the migrations build exactly the tables the code declares
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     again.close()
@@ -272,3 +277,84 @@ def test_concurrent_submissions_from_two_processes_make_one_version(
     assert [e.action for e in registry.audit_events()] == ["model.created", "version.submitted"]
     assert registry.verify_audit().ok
     registry.close()
+
+
+# ---- a runtime serves many models --------------------------------------------------------------
+
+def two_models_on_qa(examples_dir: Path, registry: Registry, store) -> dict[str, str]:
+    ids = {}
+    for name in ("credit-risk", "house-prices"):
+        version, _ = submit_package(examples_dir / name, registry, store, list(REVIEWED_TYPES),
+                                    "ana")
+        ids[name] = version.id
+    registry.upsert_runtime("qa", "http://127.0.0.1:1", {"env": "qa"}, {"max_models": 2})
+    for version_id in ids.values():
+        registry.record_deployment(version_id, "qa", "ops", "go")
+    return ids
+
+
+def test_a_deploy_closes_only_its_own_models_deployment(examples_dir, registry, store) -> None:
+    ids = two_models_on_qa(examples_dir, registry, store)
+    assert [(d.model, d.replaced_at) for d in registry.served_on("qa")] == [
+        ("credit-risk", None), ("house-prices", None)]
+    assert registry.current_deployment("qa", "credit-risk").version_id == ids["credit-risk"]
+    registry.record_deployment(ids["credit-risk"], "qa", "ops", "again")
+    assert len(registry.served_on("qa")) == 2 and registry.verify_audit().ok
+    assert [d.replaced_at is None for d in registry.deployments("credit-risk")] == [False, True]
+
+
+def test_a_third_model_on_a_full_runtime_is_refused_with_nothing_written(
+        examples_dir, registry, store, tmp_path) -> None:
+    two_models_on_qa(examples_dir, registry, store)
+    third = Path(shutil.copytree(examples_dir / "house-prices", tmp_path / "third"))
+    (third / "model.yaml").write_text((third / "model.yaml").read_text().replace(
+        "name: house-prices", "name: house-rents"))
+    version, _ = submit_package(third, registry, store, list(REVIEWED_TYPES), "ana")
+    events = len(registry.audit_events())
+    with pytest.raises(RuntimeFullError, match="runtime qa serves 2 of its 2 models "
+                                               r"\(MLC_RUNTIME_MAX_MODELS\); house-rents"):
+        registry.record_deployment(version.id, "qa", "ops", "go")
+    assert registry.get_version_by_id(version.id).state == State.SUBMITTED
+    assert len(registry.audit_events()) == events and len(registry.served_on("qa")) == 2
+
+
+def test_retiring_a_version_closes_its_deployments_audited(examples_dir, registry, store
+                                                          ) -> None:
+    ids = two_models_on_qa(examples_dir, registry, store)
+    for state in (State.TESTED, State.APPROVED, State.DEPLOYED, State.RETIRED):
+        registry.transition(ids["house-prices"], state, "rita", "superseded")
+    assert [d.model for d in registry.served_on("qa")] == ["credit-risk"]
+    closed = [e for e in registry.audit_events() if e.action == "version.undeployed_from"]
+    assert [(e.entity_id, e.actor, e.detail["runtime"]) for e in closed] == [
+        (ids["house-prices"], "rita", "qa")]
+    assert registry.verify_audit().ok
+    assert registry.record_undeployment(ids["house-prices"], "qa", "rita", "again") is None
+
+
+def test_the_open_deployment_index_refuses_a_second_open_row(examples_dir, registry, store
+                                                             ) -> None:
+    two_models_on_qa(examples_dir, registry, store)
+    with pytest.raises(IntegrityError), registry.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO deployments (version_id, model_id, runtime_id, env, deployed_at, "
+            "deployed_by, reason) SELECT version_id, model_id, runtime_id, env, deployed_at, "
+            "'mallory', '' FROM deployments WHERE replaced_at IS NULL"))
+
+
+def test_migration_0009_keeps_the_deployment_history(examples_dir, registry, store,
+                                                     settings: MlcSettings) -> None:
+    two_models_on_qa(examples_dir, registry, store)
+    rows = "SELECT id, version_id, model_id, runtime_id, replaced_at FROM deployments ORDER BY id"
+    with registry.engine.connect() as conn:
+        before = conn.execute(text(rows)).all()
+    config = alembic_config(registry.engine)
+    with registry.engine.begin() as conn:  # back to one open deployment per runtime's schema
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+    registry.close()
+    again = Registry(settings.registry_url(), audit_key=settings.resolved_audit_key())
+    with again.engine.connect() as conn:
+        assert conn.execute(text(rows)).all() == before  # model_id copied from the versions
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    assert again.verify_audit().ok
+    again.close()
