@@ -169,7 +169,7 @@ def add_model_routes(router: APIRouter, ctx: Resources) -> None:
 
         tags = runtimes.parse_tags(body.tags) if isinstance(body.tags, str) else body.tags
         record = ctx.registry.get_version(name, body.version)
-        runtime = ctx.choose_runtime(tags)  # clear errors before anything is recorded
+        runtime = ctx.choose_runtime(tags, name)  # clear errors before anything is recorded
         before = {d.id for d in ctx.registry.deployments(name)}
         request = record_request(ctx.registry, RequestKind.DEPLOY, name, principal.id,
                                  {"version": body.version, "tags": tags, "reason": body.reason})
@@ -187,7 +187,7 @@ def add_model_routes(router: APIRouter, ctx: Resources) -> None:
         caller's request, carried out by rollback-model here (retried, alerting on failure)."""
         from flows.deploy_model import rollback_model
 
-        runtime = ctx.choose_runtime(getattr(ctx.policy().deployment, body.env))
+        runtime = ctx.choose_runtime(getattr(ctx.policy().deployment, body.env), name)
         target = runtimes.rollback_target(ctx.registry.deployments(name), runtime.name)
         request = record_request(ctx.registry, RequestKind.ROLLBACK, name, principal.id,
                                  {"env": body.env, "reason": body.reason})

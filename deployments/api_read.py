@@ -62,10 +62,12 @@ def read_router(ctx: Resources) -> APIRouter:
         return dumped(registry.list_runtimes())
 
     @router.get("/runtimes/serving")
-    def serving() -> dict[str, str]:
-        """What each runtime serves now, as model:number."""
-        found = {r.name: registry.current_deployment(r.name) for r in registry.list_runtimes()}
-        return {name: f"{d.model}:{d.version_number}" for name, d in found.items() if d}
+    def serving() -> dict[str, list[str]]:
+        """What each runtime serves now, as model:number, by model name."""
+        found: dict[str, list[str]] = {}
+        for d in registry.served_on():
+            found.setdefault(d.runtime, []).append(f"{d.model}:{d.version_number}")
+        return found
 
     return router
 

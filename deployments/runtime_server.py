@@ -1,21 +1,24 @@
-"""Our scoring runtime: a FastAPI app that serves one model version at a time.
+"""Our scoring runtime: a FastAPI app that serves many models, each with its current and
+previous version, on one or several worker processes (deployments/runtime_fleet.py).
 
-Predict follows MLflow's scoring server (`POST /invocations` with JSON `dataframe_split` or
-`dataframe_records`, or CSV; answering `{"predictions": [...]}`), within limits on bytes, rows
-and media types. Admin endpoints need this runtime's own bearer token, and deploy only what the
-registry allows on it (production: its tags hold the policy's production tags).
+Predict follows MLflow's scoring server (`POST /models/{name}/invocations`, and `POST
+/invocations` on a runtime serving one model) and the Open Inference Protocol (`/v2/...`),
+within limits on bytes, rows and media types. Admin endpoints need this runtime's own bearer
+token, and deploy only what the registry allows on it (production: its tags hold the policy's
+production tags), up to its capacity.
+
+No `from __future__ import annotations`: FastAPI reads the route closures' annotations.
 """
-
-from __future__ import annotations
 
 import hmac
 import logging
 import platform
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -25,11 +28,20 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.runtime_fleet import (
+    Fleet,
+    FleetState,
+    ServedModel,
+    with_deployed,
+    with_reverted,
+    without_version,
+)
+from deployments.runtime_models import Loaded, ModelTable, load_version
 from mlc_tasks import lifecycle, runtimes
-from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.capture import InputCapture
 from mlc_tasks.errors import (
     DeployRefusedError,
@@ -37,9 +49,10 @@ from mlc_tasks.errors import (
     MlcError,
     NotFoundError,
     RequestTooLargeError,
+    RuntimeFullError,
+    RuntimeUnavailableError,
     SchemaMismatchError,
     ScoringRequestError,
-    UnsafeArtifactError,
     UnsupportedMediaTypeError,
 )
 from mlc_tasks.registry import Registry
@@ -52,7 +65,6 @@ from mlc_tasks.scoring import (
     rows_from_body,
     too_large,
 )
-from mlc_tasks.serialization import load_artifact
 
 log = logging.getLogger(__name__)
 
@@ -92,71 +104,159 @@ class BoundedBody:
         await self.app(scope, bounded, send)
 
 
-def capabilities() -> dict[str, Any]:
-    return {
+def capabilities(max_models: int | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {
         "python": platform.python_version(),
         "sklearn": sklearn.__version__,
         "skops": skops.__version__,
         "numpy": np.__version__,
         "formats": ["skops"],
+        "protocols": ["mlflow", "open-inference-v2"],
     }
+    if max_models is not None:
+        found["max_models"] = max_models
+    return found
+
+
+def checked(registry: Registry, request: DeployRequest, production: bool) -> DeployRequest:
+    """The registry's version the request names, if this runtime may serve it."""
+    return runtimes.check_request(request, registry.get_version_by_id(request.version_id),
+                                  production)
+
+
+def refusal(exc: Exception, request: DeployRequest) -> HTTPException:
+    """A deploy the runtime will not make: 409 when the registry or the capacity refuses, 422
+    when the version does not load or warm up, 503 when the registry or a worker fails."""
+    what = f"deploy of {request.model}:{request.number} refused"
+    if isinstance(exc, NotFoundError):
+        return HTTPException(409, f"{what}: the registry has no version {request.version_id}")
+    if isinstance(exc, DeployRefusedError | RuntimeFullError):
+        return HTTPException(409, f"{what}: {exc}")
+    if isinstance(exc, SQLAlchemyError):
+        return HTTPException(503, f"the registry did not answer: {type(exc).__name__}")
+    if isinstance(exc, RuntimeUnavailableError):
+        return HTTPException(503, f"{what}: {exc}")
+    return HTTPException(422, f"{what}: {exc}")
 
 
 @dataclass(frozen=True)
-class Served:
-    request: DeployRequest
-    model: Any
-    deployed_at: datetime
+class RuntimeSpec:
+    """Who a runtime is and what it allows: its name, tags and URL, its admin token, the types
+    its installation reviewed, the policy's production tags, its request limits and capacity."""
 
-    def summary(self) -> dict[str, Any]:
-        r = self.request
-        return {"version_id": r.version_id, "model": r.model, "number": r.number,
-                "artifact_sha256": r.artifact_sha256, "deployed_at": self.deployed_at.isoformat()}
+    name: str
+    tags: dict[str, str]
+    token: str
+    public_url: str
+    reviewed_types: list[str]
+    prod: Mapping[str, str] = field(default_factory=lambda: dict(BUILT_IN_PROD))
+    limits: RequestLimits = field(default_factory=RequestLimits)
+    heartbeat_seconds: float = 15.0
+    max_models: int = 200
+
+    @property
+    def production(self) -> bool:
+        return is_production(self.tags, self.prod)
 
 
-class ScoringSlot:
-    """The served version and the one before it; a deploy loads and warms up the new version
-    before one reference switch, so predict never sees a half-loaded model. Only types this
-    runtime's own settings list as reviewed are trusted, whatever the request says."""
+class Runtime:
+    """One worker's runtime: its models, its part in the fleet of workers, its registry."""
 
-    def __init__(self, reviewed_types: list[str]) -> None:
-        self.reviewed_types = set(reviewed_types)
-        self.current: Served | None = None
-        self.previous: Served | None = None
-        self._lock = threading.Lock()
+    def __init__(self, spec: RuntimeSpec, registry: Registry, fleet_dir: Path) -> None:
+        self.spec, self.registry, self.table = spec, registry, ModelTable()
+        self.fleet = Fleet(fleet_dir, self.table, self.load, self.restore)
 
-    def deploy(self, request: DeployRequest) -> Served:
-        unreviewed = sorted(set(request.trusted_types) - self.reviewed_types)
-        if unreviewed:
-            raise UnsafeArtifactError(f"types not reviewed on this runtime: {unreviewed}")
-        data = fetch_verified(request.artifact_uri, request.artifact_sha256)
-        model = load_artifact(data, request.artifact_uri, request.trusted_types,
-                              sorted(self.reviewed_types))
-        served = Served(request, model, datetime.now(UTC))
-        try:  # warm up: a model that cannot score its own sample rows is refused
-            predict(served, request.sample_rows)
-        except Exception as exc:
-            raise InvalidInputError(f"warm-up on the sample rows failed: {exc}") from exc
-        with self._lock:
-            if self.current is None or self.current.request.version_id != request.version_id:
-                self.previous = self.current
-            self.current = served
+    def load(self, request: DeployRequest) -> Loaded:
+        return load_version(checked(self.registry, request, self.spec.production),
+                            self.spec.reviewed_types)
+
+    def restore(self) -> FleetState:
+        """What the registry says this runtime serves, where the version may still run under
+        the runtime's tags now (a runtime restarted as env=prod is checked)."""
+        models = {}
+        for deployment in self.registry.served_on(self.spec.name):
+            try:
+                version = self.registry.get_version_by_id(deployment.version_id)
+                lifecycle.check_deployable(version.state, self.spec.production)
+                models[version.model] = ServedModel(current=DeployRequest.for_version(version))
+            except MlcError as exc:
+                log.error("%s does not restore %s:%d: %s", self.spec.name, deployment.model,
+                          deployment.version_number, exc)
+        return FleetState(generation=1, models=models)
+
+    def deploy(self, request: DeployRequest) -> Loaded:
+        checked(self.registry, request, self.spec.production)
+        self.fleet.change(lambda s: with_deployed(s, request, self.spec.max_models))
+        served = self.table.get(request.model)
+        assert served is not None
+        log.info("%s now serves %s:%d", self.spec.name, request.model, request.number)
         return served
 
-    def rollback(self, check: Callable[[Served], None]) -> Served:
-        """Serve the previous version again, if `check` (the registry) still allows it."""
-        with self._lock:
-            if self.previous is None:
-                raise InvalidInputError("no previous version to roll back to")
-            check(self.previous)
-            self.current, self.previous = self.previous, self.current
-            return self.current
+    def revert(self, model: str) -> Loaded | None:
+        """Serve the model's previous version again (if the registry still allows it), or,
+        after its first deploy, nothing of it."""
+        def back(state: FleetState) -> FleetState:
+            served = state.models.get(model)
+            if served and served.previous:
+                checked(self.registry, served.previous, self.spec.production)
+            return with_reverted(state, model)
+
+        self.fleet.change(back)
+        return self.table.get(model)
+
+    def unload(self, model: str, version_id: str) -> None:
+        self.fleet.change(lambda s: without_version(s, version_id))
+        log.info("%s no longer serves version %s of %s", self.spec.name, version_id, model)
+
+    def unload_retired(self) -> None:
+        """A version retired while this runtime could not be told is unloaded here."""
+        state = self.fleet.read()
+        if state is None:
+            return
+        held = [r.version_id for m in state.models.values() for r in (m.current, m.previous) if r]
+        states = self.registry.version_states(held)
+        for version_id in (v for v in held if states.get(v) == lifecycle.State.RETIRED):
+            self.fleet.change(lambda s, v=version_id: without_version(s, v))
+
+    def health(self) -> dict[str, Any]:
+        spec, slots = self.spec, self.table.summary()
+        return {"name": spec.name, "tags": spec.tags, "status": "ok",
+                "capabilities": capabilities(spec.max_models), "models": slots,
+                "capacity": {"max_models": spec.max_models, "models": len(slots),
+                             "memory_bytes": self.table.memory_bytes()},
+                "workers": len(self.fleet.workers()), "worker": self.fleet.pid,
+                "generation": self.fleet.applied}
+
+    def one_model(self) -> Loaded:
+        """The model `/invocations` scores: MLflow's convention of one model per server."""
+        slots = self.table.slots()
+        if len(slots) == 1:
+            return next(iter(slots.values())).current
+        if not slots:
+            raise ServingError(503, f"runtime {self.spec.name} serves no model yet")
+        raise ServingError(400, f"runtime {self.spec.name} serves {len(slots)} models "
+                                f"({', '.join(sorted(slots))}): POST to "
+                                "/models/{name}/invocations")
+
+    def model(self, name: str) -> Loaded:
+        served = self.table.get(name)
+        if served is None:
+            raise ServingError(404, f"runtime {self.spec.name} serves no model '{name}'")
+        return served
 
 
-def predict(served: Served, rows: list[dict[str, Any]], capture: InputCapture | None = None
+class ServingError(Exception):
+    """A scoring request for a model this runtime does not (or not unambiguously) serve."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def predict(served: Loaded, rows: list[dict[str, Any]], capture: InputCapture | None = None
             ) -> list[Any]:
     frame = frame_from_rows(rows, served.request.input_schema)
-    predictions: list[Any] = np.asarray(served.model.predict(frame)).tolist()
+    predictions: list[Any] = served.predict(frame).tolist()
     if capture is not None:
         try:  # the drift monitor's "recent scoring inputs"; never fails a prediction
             capture.record(served.request.model, served.request.number, frame)
@@ -165,7 +265,7 @@ def predict(served: Served, rows: list[dict[str, Any]], capture: InputCapture | 
     return predictions
 
 
-def score(served: Served, media: str, body: bytes, limits: RequestLimits,
+def score(served: Loaded, media: str, body: bytes, limits: RequestLimits,
           capture: InputCapture | None) -> list[Any]:
     rows = rows_from_body(body, media, served.request.input_schema, limits)
     return predict(served, rows, capture)
@@ -186,89 +286,67 @@ def scoring_refusal(exc: Exception) -> HTTPException:
     return HTTPException(422, str(exc))
 
 
-def registered_request(registry: Registry, request: DeployRequest, production: bool
-                       ) -> DeployRequest:
-    """The registry's version the request names, if this runtime may serve it; else 409 (503
-    when the registry does not answer)."""
-    try:
-        version = registry.get_version_by_id(request.version_id)
-        return runtimes.check_request(request, version, production)
-    except NotFoundError as exc:
-        raise HTTPException(409, f"deploy refused: the registry has no version "
-                                 f"{request.version_id} ({request.model}:{request.number})"
-                            ) from exc
-    except DeployRefusedError as exc:
-        raise HTTPException(409, f"deploy refused: {exc}") from exc
-    except SQLAlchemyError as exc:
-        raise HTTPException(503, f"the registry did not answer: {type(exc).__name__}") from exc
-
-
-def create_app(
-    name: str, tags: dict[str, str], token: str, reviewed_types: list[str],
-    registry: Registry, public_url: str, heartbeat_seconds: float = 15.0,
-    capture: InputCapture | None = None, limits: RequestLimits | None = None,
-    prod: Mapping[str, str] = BUILT_IN_PROD,
-) -> FastAPI:
-    """The runtime app: it registers itself, restores what the registry says it serves, beats
-    its heartbeat, and serves only what the registry allows on it: approved versions only when
-    its tags hold all of `prod` (the policy's production tags)."""
-    slot = ScoringSlot(reviewed_types)
-    production, limits = is_production(tags, prod), limits or RequestLimits()
+def create_app(spec: RuntimeSpec, registry: Registry, capture: InputCapture | None = None,
+               fleet_dir: Path | None = None) -> FastAPI:
+    """The runtime app (one worker of it): it registers itself, joins its fellow workers in
+    `fleet_dir` (the first of a start restores what the registry says it serves), beats its
+    heartbeat, and serves only what the registry allows on it: approved versions only when its
+    tags hold all of the policy's production tags."""
+    own_dir = None if fleet_dir else tempfile.TemporaryDirectory(prefix="mlc-runtime-")
+    runtime = Runtime(spec, registry, fleet_dir or Path(own_dir.name))  # type: ignore[union-attr]
+    limits = spec.limits
 
     def is_admin(authorization: str | None) -> bool:
         scheme, _, given = (authorization or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                  token.encode())
+                                                                  spec.token.encode())
 
     def require_admin(creds: Credentials) -> None:
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(),
+                                                    spec.token.encode()):
             raise HTTPException(401, "admin endpoints need the runtime's bearer token")
-
-    def still_allowed(served: Served) -> None:
-        registered_request(registry, served.request, production)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        registry.upsert_runtime(name, public_url, tags, capabilities())
-        await run_in_threadpool(_restore, registry, name, production, slot)
-        threading.Thread(target=_beat, args=(registry, name, stop, heartbeat_seconds),
-                         daemon=True).start()
+        registry.upsert_runtime(spec.name, spec.public_url, spec.tags,
+                                capabilities(spec.max_models))
+        await run_in_threadpool(runtime.fleet.start)
+        threading.Thread(target=_beat, args=(runtime, stop), daemon=True).start()
         yield
         stop.set()
+        runtime.fleet.stop()
+        if own_dir is not None:
+            own_dir.cleanup()
 
-    app = FastAPI(title=f"mlc runtime {name}", lifespan=lifespan)
+    app = FastAPI(title=f"mlc runtime {spec.name}", lifespan=lifespan)
     app.add_middleware(BoundedBody, limit=limits.max_bytes)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"name": name, "tags": tags, "status": "ok", "capabilities": capabilities(),
-                "deployed": slot.current.summary() if slot.current else None,
-                "previous": slot.previous.summary() if slot.previous else None}
+        return runtime.health()
 
     @app.post("/admin/deploy", dependencies=[Depends(require_admin)])
     def deploy(request: DeployRequest) -> dict[str, Any]:
-        registered = registered_request(registry, request, production)
         try:
-            served = slot.deploy(registered)
-        except (InvalidInputError, OSError) as exc:
-            raise HTTPException(422, f"deploy of {request.model}:{request.number} refused: "
-                                     f"{exc}") from exc
-        log.info("%s now serves %s:%d", name, request.model, request.number)
-        return served.summary()
+            return runtime.deploy(request).summary()
+        except (MlcError, OSError, SQLAlchemyError) as exc:
+            raise refusal(exc, request) from exc
 
-    @app.post("/admin/rollback", dependencies=[Depends(require_admin)])
-    def rollback() -> dict[str, Any]:
+    @app.post("/admin/models/{model}/revert", dependencies=[Depends(require_admin)])
+    def revert(model: str) -> dict[str, Any]:
         try:
-            return slot.rollback(still_allowed).summary()
-        except InvalidInputError as exc:
+            served = runtime.revert(model)
+        except (InvalidInputError, DeployRefusedError, NotFoundError) as exc:
             raise HTTPException(409, str(exc)) from exc
+        return {"model": model, "current": served.summary() if served else None}
 
-    @app.post("/invocations")
-    async def invocations(http: Request) -> dict[str, Any]:
-        served = slot.current
-        if served is None:
-            raise HTTPException(503, f"runtime {name} serves no model yet")
+    @app.post("/admin/models/{model}/unload", dependencies=[Depends(require_admin)])
+    def unload(model: str, body: UnloadBody) -> dict[str, Any]:
+        runtime.unload(model, body.version_id)
+        return {"model": model, "unloaded": body.version_id}
+
+    async def invoke(http: Request, served: Loaded) -> dict[str, Any]:
         try:
             media = media_type(http.headers.get("content-type"))
             body = await http.body()  # bounded by BoundedBody
@@ -281,28 +359,34 @@ def create_app(
             raise scoring_refusal(exc) from exc
         return {"predictions": predictions}
 
+    @app.post("/invocations")
+    async def invocations(http: Request) -> dict[str, Any]:
+        return await invoke(http, _serving(runtime.one_model))
+
+    @app.post("/models/{name}/invocations")
+    async def model_invocations(name: str, http: Request) -> dict[str, Any]:
+        return await invoke(http, _serving(lambda: runtime.model(name)))
+
     return app
 
 
-def _restore(registry: Registry, name: str, production: bool, slot: ScoringSlot) -> None:
-    """After a restart, serve again what the registry says this runtime serves, if the version
-    may still run under the runtime's tags now (a runtime restarted as env=prod is checked)."""
-    current = registry.current_deployment(name)
-    if current is None:
-        return
+class UnloadBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version_id: str
+
+
+def _serving(find: Callable[[], Loaded]) -> Loaded:
     try:
-        version = registry.get_version_by_id(current.version_id)
-        lifecycle.check_deployable(version.state, production)
-        slot.deploy(DeployRequest.for_version(version))
-        log.info("%s restored %s:%d", name, current.model, current.version_number)
-    except (MlcError, OSError) as exc:
-        log.error("%s could not restore %s:%d: %s", name, current.model,
-                  current.version_number, exc)
+        return find()
+    except ServingError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
 
 
-def _beat(registry: Registry, name: str, stop: threading.Event, seconds: float) -> None:
-    while not stop.wait(seconds):
+def _beat(runtime: Runtime, stop: threading.Event) -> None:
+    while not stop.wait(runtime.spec.heartbeat_seconds):
         try:
-            registry.heartbeat(name)
+            runtime.registry.heartbeat(runtime.spec.name)
+            runtime.unload_retired()
         except Exception as exc:  # a database hiccup must not kill the runtime; log and go on
-            log.warning("heartbeat of %s failed: %s", name, exc)
+            log.warning("heartbeat of %s failed: %s", runtime.spec.name, exc)

@@ -40,7 +40,8 @@ def retire_champions() -> list[str]:
             ended = rollback.retirement_due(version, champion.id if champion else None,
                                             history, env, grace, now)
             if ended is not None:
-                ctx.registry.transition(version.id, Life.RETIRED, "retire-champions",
+                runtimes.retire_version(ctx.registry, ctx.runtime_client, version,
+                                        "retire-champions",
                                         rollback.retirement_reason(ended, grace))
                 retired.append(version.ref)
     get_run_logger().info("retired %s", ", ".join(retired) or "nothing")
@@ -103,7 +104,7 @@ def rollback_review(model: str, number: int, breach: str = "") -> str:
     try:
         await_review(version, task, f"automatic rollback: {breach}")
     except StepAbortedError:
-        ctx.registry.transition(version.id, Life.RETIRED, "rollback-review",
+        runtimes.retire_version(ctx.registry, ctx.runtime_client, version, "rollback-review",
                                 "the rollback was confirmed by review")
         return f"{version.ref} retired"
     deploy_stage(version, "prod")

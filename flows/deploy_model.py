@@ -111,11 +111,12 @@ def checked_deploy(ctx: Resources, model: str, version: int, tags: dict[str, str
         actor = take_request(ctx.registry, RequestKind.DEPLOY, request, model,
                              {"version": version, "tags": tags, "reason": reason}, ACTOR,
                              _flow_run())
-        return actor, ctx.registry.get_version(model, version), ctx.choose_runtime(tags)
+        return (actor, ctx.registry.get_version(model, version),
+                ctx.choose_runtime(tags, model))
     prod = ctx.policy().deployment.prod
     refuse_production(tags, prod, "tags")
     record = ctx.registry.get_version(model, version)
-    runtime = ctx.choose_runtime(tags)
+    runtime = ctx.choose_runtime(tags, model)
     refuse_production(runtime.tags, prod, "runtime")
     return ACTOR, record, runtime
 
@@ -131,9 +132,9 @@ def checked_rollback(ctx: Resources, model: str, env: str, reason: str, request:
     if request:
         actor = take_request(ctx.registry, RequestKind.ROLLBACK, request, model,
                              {"env": env, "reason": reason}, ROLLBACK_ACTOR, _flow_run())
-        return actor, ctx.choose_runtime(wanted)
+        return actor, ctx.choose_runtime(wanted, model)
     refuse_unrequested(wanted, stages.prod, "env", ROLLBACK_ACTOR, "mlc rollback")
-    runtime = ctx.choose_runtime(wanted)
+    runtime = ctx.choose_runtime(wanted, model)
     refuse_unrequested(runtime.tags, stages.prod, "runtime", ROLLBACK_ACTOR, "mlc rollback")
     return ROLLBACK_ACTOR, runtime
 

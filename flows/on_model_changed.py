@@ -65,7 +65,8 @@ def scan(version: VersionRecord) -> ScanResult:
     before anyone spends time approving)."""
     ctx = resources()
     stages = ctx.policy().deployment
-    candidates = [ctx.choose_runtime(stages.qa), ctx.choose_runtime(stages.prod)]
+    candidates = [ctx.choose_runtime(stages.qa, version.model),
+                  ctx.choose_runtime(stages.prod, version.model)]
     requirements = stored_spec(str(version.package_uri)).requirements
     # types are checked against today's reviewed list: a review withdrawn since submission counts
     current = version.model_copy(update={"trusted_types": [

@@ -29,11 +29,10 @@ from prefect import get_run_logger, runtime
 from flows.alerts import current_run_url, raise_alert
 from flows.deploy_model import deploy_failed, deploy_version
 from flows.human_tasks import open_task, wait_for_decision
-from mlc_tasks import events
+from mlc_tasks import events, runtimes
 from mlc_tasks.business_events import send_custom_event
 from mlc_tasks.errors import InvalidInputError, MlcError, StepAbortedError
 from mlc_tasks.evidence import EvidenceBundle, bundle
-from mlc_tasks.lifecycle import State
 from mlc_tasks.production import prod_env
 from mlc_tasks.registry import TestResult, VersionRecord
 from mlc_tasks.registry.alerts import AlertBook
@@ -190,7 +189,7 @@ def deploy_stage(version: VersionRecord, stage: str) -> bool:
     deployed now, False when the runtime served it already."""
     ctx = resources()
     stages = ctx.policy().deployment
-    runtime = ctx.choose_runtime(getattr(stages, stage))
+    runtime = ctx.choose_runtime(getattr(stages, stage), version.model)
     current = ctx.registry.get_version(version.model, version.number)
     delays = ctx.settings.deploy_retry_delays
     deploy = deploy_version.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
@@ -253,5 +252,5 @@ def request_of(model: str, event: str = "") -> ProcessRequest:
 def retire(version: VersionRecord, reason: str, by: str) -> VersionRecord:
     """Take `version` out of the life cycle (it can never be deployed again), recorded as
     decided by `by`."""
-    resources().registry.transition(version.id, State.RETIRED, by, reason)
-    return resources().registry.get_version(version.model, version.number)
+    ctx = resources()
+    return runtimes.retire_version(ctx.registry, ctx.runtime_client, version, by, reason)

@@ -81,11 +81,15 @@ class Resources:
             raise RuntimeSelectionError(f"runtimes registered at {url}: {names}; name one")
         return found[0]
 
-    def choose_runtime(self, tags: dict[str, str]) -> RuntimeRecord:
-        """The one live runtime whose tags include all of `tags`."""
+    def choose_runtime(self, tags: dict[str, str], model: str = "") -> RuntimeRecord:
+        """The live runtime whose tags include all of `tags` for `model`: the one serving it
+        already, else the one with the most room."""
         live = runtimes.live_runtimes(self.registry.list_runtimes(), utcnow(),
                                       self.settings.runtime_silence_seconds)
-        return runtimes.select_runtime(live, tags)
+        served: dict[str, set[str]] = {}
+        for deployment in self.registry.served_on():
+            served.setdefault(deployment.runtime, set()).add(deployment.model)
+        return runtimes.select_runtime(live, tags, model, served)
 
     def channels(self) -> dict[str, Channel]:
         """The alert channels whose settings (or Prefect Secret blocks) are present."""

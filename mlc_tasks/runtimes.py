@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -15,6 +16,8 @@ from mlc_tasks.errors import (
     DeployRefusedError,
     IllegalTransitionError,
     InvalidInputError,
+    MlcError,
+    RuntimeFullError,
     RuntimeRefusedError,
     RuntimeSelectionError,
     RuntimeUnavailableError,
@@ -49,19 +52,37 @@ def live_runtimes(
     return [r for r in runtimes if r.last_heartbeat >= cutoff]
 
 
-def select_runtime(runtimes: list[RuntimeRecord], wanted: dict[str, str]) -> RuntimeRecord:
-    """The one runtime whose tags include all wanted tags; none or several is an error."""
+def select_runtime(runtimes: list[RuntimeRecord], wanted: dict[str, str], model: str = "",
+                   served: Mapping[str, set[str]] | None = None) -> RuntimeRecord:
+    """The runtime whose tags include all wanted tags, for `model`: the one already serving it,
+    else, among those with room (fewer models than their `max_models`; `served` is each
+    runtime's models), the one serving the fewest. None matching, several serving the model,
+    or every match full is an error."""
     matches = [r for r in runtimes if all(r.tags.get(k) == v for k, v in wanted.items())]
     wanted_text = ",".join(f"{k}={v}" for k, v in sorted(wanted.items()))
     if not matches:
         known = "; ".join(f"{r.name} ({_tag_text(r.tags)})" for r in runtimes) or "none live"
         raise RuntimeSelectionError(f"no runtime matches {wanted_text}; runtimes: {known}")
-    if len(matches) > 1:
-        names = ", ".join(r.name for r in matches)
-        raise RuntimeSelectionError(
-            f"{len(matches)} runtimes match {wanted_text} ({names}); add a tag to choose one"
-        )
-    return matches[0]
+    served = served or {}
+    serving = [r for r in matches if model and model in served.get(r.name, set())]
+    if len(serving) > 1:
+        names = ", ".join(r.name for r in serving)
+        raise RuntimeSelectionError(f"{len(serving)} runtimes matching {wanted_text} serve "
+                                    f"{model} ({names}); add a tag to choose one")
+    if serving:
+        return serving[0]
+    room = [r for r in matches if _room(r, served.get(r.name, set()))]
+    if not room:
+        full = "; ".join(f"{r.name}: {len(served.get(r.name, set()))} of "
+                         f"{r.capabilities.get('max_models')} models" for r in matches)
+        raise RuntimeFullError(f"every runtime matching {wanted_text} is full ({full}); "
+                               "start another or raise MLC_RUNTIME_MAX_MODELS")
+    return min(room, key=lambda r: (len(served.get(r.name, set())), r.name))
+
+
+def _room(runtime: RuntimeRecord, models: set[str]) -> bool:
+    limit = runtime.capabilities.get("max_models")
+    return not isinstance(limit, int) or len(models) < limit
 
 
 def _tag_text(tags: dict[str, str]) -> str:
@@ -117,7 +138,7 @@ def check_request(request: DeployRequest, version: VersionRecord, production: bo
 
 
 class RuntimeClient:
-    """HTTP client for one runtime's admin and health endpoints."""
+    """HTTP client for one runtime's admin, health and scoring endpoints."""
 
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
@@ -129,17 +150,27 @@ class RuntimeClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
+    def serving(self, model: str) -> dict[str, Any]:
+        """What the runtime serves of `model` now (its current version's summary), or {}."""
+        found = (self.health().get("models") or {}).get(model) or {}
+        return dict(found.get("current") or {})
+
     def deploy(self, request: DeployRequest) -> dict[str, Any]:
         return self._call("POST", "/admin/deploy", json=request.model_dump(mode="json"))
 
-    def rollback(self) -> dict[str, Any]:
-        return self._call("POST", "/admin/rollback")
+    def revert(self, model: str) -> dict[str, Any]:
+        """Undo the model's last deploy: its previous version, or nothing of it."""
+        return self._call("POST", f"/admin/models/{quote(model, safe='')}/revert")
 
-    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
+    def unload(self, model: str, version_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/admin/models/{quote(model, safe='')}/unload",
+                          json={"version_id": version_id})
+
+    def predict(self, model: str, rows: list[dict[str, Any]]) -> list[Any]:
         """Score rows as a check (smoke test): the runtime does not keep them as scoring
         inputs for the drift monitor."""
-        body = self._call("POST", "/invocations", json={"dataframe_records": rows},
-                          headers={SMOKE_TEST_HEADER: "1"})
+        body = self._call("POST", f"/models/{quote(model, safe='')}/invocations",
+                          json={"dataframe_records": rows}, headers={SMOKE_TEST_HEADER: "1"})
         return list(body.get("predictions", []))
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -160,7 +191,8 @@ class RuntimeClient:
 
 def _detail(response: httpx.Response) -> str:
     try:
-        return str(response.json().get("detail", response.text))
+        body = response.json()
+        return str(body.get("detail") or body.get("message") or response.text)
     except ValueError:
         return response.text
 
@@ -174,42 +206,82 @@ def deploy_version(
     reason: str = "",
     prod: Mapping[str, str] = BUILT_IN_PROD,
 ) -> DeploymentRecord | None:
-    """Deploy onto the runtime, smoke-test it, then record it. Checks run before the runtime is
-    touched; if the runtime fails or the smoke test does, the runtime goes back to what it
-    served and the registry is unchanged. Returns None when the runtime already serves the
-    version and the registry knows it (nothing done twice). The client must talk to that
-    runtime (with that runtime's token). `prod` is the policy's production tags
-    (deployment.prod): a runtime carrying them all takes approved versions only."""
+    """Deploy onto the runtime, smoke-test it, then record it; the runtime's other models are
+    not touched. Checks (state, capacity) run before the runtime is touched; if the runtime
+    fails or the smoke test does, the runtime goes back to what it served of the model and the
+    registry is unchanged. Returns None when the runtime already serves the version and the
+    registry knows it (nothing done twice). The client must talk to that runtime (with that
+    runtime's token). `prod` is the policy's production tags (deployment.prod): a runtime
+    carrying them all takes approved versions only."""
     if client.url != runtime.url.rstrip("/"):
         raise InvalidInputError(f"the client talks to {client.url}, not to runtime "
                                 f"{runtime.name} at {runtime.url}")
     lifecycle.check_deployable(version.state, is_production(runtime.tags, prod))
     request = DeployRequest.for_version(version)
-    current = registry.current_deployment(runtime.name)
-    serving = (client.health().get("deployed") or {}).get("version_id")
-    if current and current.version_id == version.id and serving == version.id:
+    current = registry.current_deployment(runtime.name, version.model)
+    if current and current.version_id == version.id \
+            and client.serving(version.model).get("version_id") == version.id:
         log.info("%s already serves %s; nothing to do", runtime.name, version.ref)
         return None
+    served = {d.model for d in registry.served_on(runtime.name)}
+    if version.model not in served and not _room(runtime, served):
+        raise RuntimeFullError(f"runtime {runtime.name} serves {len(served)} of its "
+                               f"{runtime.capabilities.get('max_models')} models "
+                               f"(MLC_RUNTIME_MAX_MODELS); {version.model} does not fit")
     client.deploy(request)
     try:
         smoke_test(client, version)
         record = registry.record_deployment(version.id, runtime.name, actor, reason, prod)
     except Exception:
         # the runtime must not serve what failed its smoke test or what the registry refused
-        client.rollback()
+        client.revert(version.model)
         raise
     log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
     return record
 
 
+def undeploy_version(registry: Registry, client: RuntimeClient, runtime: RuntimeRecord,
+                     version: VersionRecord, actor: str, reason: str) -> bool:
+    """Unload a version from a runtime and record it (a retired version's deployments are
+    closed by the retirement itself). Returns whether the runtime held it."""
+    held = {s.get("version_id") for s in _summaries(client.health(), version.model)}
+    if version.id in held:
+        client.unload(version.model, version.id)
+    if registry.current_deployment(runtime.name, version.model) is not None:
+        registry.record_undeployment(version.id, runtime.name, actor, reason)
+    return version.id in held
+
+
+def retire_version(registry: Registry, client_for: Callable[[RuntimeRecord], RuntimeClient],
+                   version: VersionRecord, actor: str, reason: str) -> VersionRecord:
+    """Retire a version (the registry closes its deployments in the same step) and unload it
+    from every runtime serving its model, as current or previous. A runtime that does not
+    answer now unloads it at its next heartbeat."""
+    runtimes = {d.runtime for d in registry.served_on() if d.model == version.model}
+    retired = registry.transition(version.id, lifecycle.State.RETIRED, actor, reason)
+    for name in sorted(runtimes):
+        try:
+            client_for(registry.get_runtime(name)).unload(version.model, version.id)
+        except MlcError as exc:
+            log.warning("%s stays loaded on %s until its next heartbeat: %s", version.ref,
+                        name, exc)
+    return retired
+
+
+def _summaries(health: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    found = (health.get("models") or {}).get(model) or {}
+    return [s for s in (found.get("current"), found.get("previous")) if s]
+
+
 def smoke_test(client: RuntimeClient, version: VersionRecord) -> int:
-    """The runtime's health must name the version, and it must score the sample rows (one
-    prediction per row). Returns the number of rows scored."""
-    serving = client.health().get("deployed") or {}
+    """The runtime's health must name the version as its model's current one, and it must
+    score the sample rows on the model's route (one prediction per row). Returns the number of
+    rows scored."""
+    serving = client.serving(version.model)
     if serving.get("version_id") != version.id:
-        raise SmokeTestError(f"{client.url} reports {serving.get('model')}:"
-                             f"{serving.get('number')} after deploying {version.ref}")
-    predictions = client.predict(version.sample_rows)
+        raise SmokeTestError(f"{client.url} reports {version.model}:{serving.get('number')} "
+                             f"after deploying {version.ref}")
+    predictions = client.predict(version.model, version.sample_rows)
     if len(predictions) != len(version.sample_rows):
         raise SmokeTestError(f"{client.url} answered {len(predictions)} predictions for "
                              f"{len(version.sample_rows)} sample rows of {version.ref}")

@@ -118,6 +118,14 @@ class MlcSettings(BaseSettings):
     runtime_silence_seconds: float = Field(
         default=60.0, gt=0, description="A runtime silent this long is not chosen for deploys.")
     request_timeout_seconds: float = Field(default=30.0, gt=0, description="Runtime HTTP timeout.")
+    runtime_max_models: int = Field(
+        default=200, ge=1,
+        description="Most models one runtime serves (each with its current and previous "
+                    "version); a deploy of one more is refused and runtime choice skips it.")
+    runtime_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=64,
+        description="Worker processes per runtime, each serving every deployed model "
+                    "(default: the machine's cores).")
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1,
         description="Largest scoring request body a runtime reads; beyond: 413.")

@@ -137,6 +137,7 @@ def mlc_env(settings: MlcSettings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLC_")}
     env.update(MLC_HOME=str(settings.home), MLC_DATABASE_URL=settings.registry_url(),
                MLC_USER="tester", MLC_HEARTBEAT_SECONDS="1",
+               MLC_RUNTIME_WORKERS="1",  # one process per runtime: the fleet tests start more
                MLC_NOTIFY_PORT=str(free_port()),  # `mlc up`s of parallel tests never collide
                MLC_API_PORT=str(free_port()),
                MLC_DATA_ROOTS=json.dumps(settings.data_roots),
@@ -156,20 +157,23 @@ def mlc_bin() -> str:
 class RuntimeProcess:
     """`mlc runtime start` as a real uvicorn process on a loopback port."""
 
-    def __init__(self, settings: MlcSettings, name: str, tags: str) -> None:
-        self.settings, self.name, self.tags = settings, name, tags
+    def __init__(self, settings: MlcSettings, name: str, tags: str, workers: int = 1) -> None:
+        self.settings, self.name, self.tags, self.workers = settings, name, tags, workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RuntimeProcess:
+        self.log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block it
         self.process = subprocess.Popen(
             [mlc_bin(), "runtime", "start", self.name, "--tags", self.tags, "--port",
-             str(self.port)], env=mlc_env(self.settings), stderr=subprocess.PIPE)
+             str(self.port), "--workers", str(self.workers)], env=mlc_env(self.settings),
+            stderr=self.log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"runtime exited: {self.process.stderr.read().decode()}")
+                self.log.seek(0)
+                raise RuntimeError(f"runtime exited: {self.log.read().decode()}")
             try:
                 if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self
@@ -233,8 +237,8 @@ def enroll(settings: MlcSettings, principal: str, service: bool = False) -> str:
 def start_runtime(local_settings: MlcSettings) -> Iterator[object]:
     started: list[RuntimeProcess] = []
 
-    def start(name: str = "qa", tags: str = "env=qa") -> RuntimeProcess:
-        runtime = RuntimeProcess(local_settings, name, tags).start()
+    def start(name: str = "qa", tags: str = "env=qa", workers: int = 1) -> RuntimeProcess:
+        runtime = RuntimeProcess(local_settings, name, tags, workers).start()
         started.append(runtime)
         return runtime
 

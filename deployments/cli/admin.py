@@ -120,39 +120,26 @@ def runtime_start(
     repin: Annotated[bool, typer.Option(
         help="Move a runtime pinned to another URL to this one (an admin's decision, "
              "audited).")] = False,
+    workers: Annotated[int | None, typer.Option(
+        help="Worker processes (default MLC_RUNTIME_WORKERS, else the machine's cores).")
+    ] = None,
 ) -> None:
-    """Start a scoring runtime that registers itself in the inventory. Its URL is pinned at the
-    first registration; it holds its own admin token (MLC_RUNTIME_TOKENS, else generated)."""
-    import uvicorn
-
+    """Start a scoring runtime that registers itself in the inventory and serves many models
+    on several worker processes. Its URL is pinned at the first registration; it holds its own
+    admin token (MLC_RUNTIME_TOKENS, else generated)."""
+    from deployments import runtime_worker
     from deployments.runtime_server import capabilities
     from mlc_tasks import runtimes
     from mlc_tasks.resources import Resources
 
     ctx = Resources()
-    url, parsed = f"http://{ctx.settings.host}:{port}", runtimes.parse_tags(tags)
-    token = ctx.settings.resolved_runtime_token(name)
-    # registered here first, so that a refused re-pin is one clear line, not a startup trace
-    ctx.registry.upsert_runtime(name, url, parsed, capabilities(),
-                                repin_by=admin_actor() if repin else None)
-    application = _runtime_app(ctx, name, parsed, url, token)
-    uvicorn.run(application, host=ctx.settings.host, port=port, log_level="warning")
-
-
-def _runtime_app(ctx: Resources, name: str, tags: dict[str, str], url: str, token: str
-                 ) -> Any:
-    """The scoring service of one runtime, holding its own token, limits and input capture."""
-    from deployments.runtime_server import create_app
-    from mlc_tasks.capture import InputCapture
-    from mlc_tasks.scoring import RequestLimits
-
     settings = ctx.settings
-    capture = InputCapture(settings.capture_dir(), name, settings.capture_max_rows_per_day,
-                           settings.capture_max_bytes_per_day)
-    limits = RequestLimits(max_bytes=settings.max_request_bytes, max_rows=settings.max_rows)
-    return create_app(name, tags, token, settings.trusted_types, ctx.registry, url,
-                      settings.heartbeat_seconds, capture, limits,
-                      prod=ctx.policy().deployment.prod)
+    url, parsed = f"http://{settings.host}:{port}", runtimes.parse_tags(tags)
+    settings.resolved_runtime_token(name)  # made once here, before the workers read it
+    # registered here first, so that a refused re-pin is one clear line, not a startup trace
+    ctx.registry.upsert_runtime(name, url, parsed, capabilities(settings.runtime_max_models),
+                                repin_by=admin_actor() if repin else None)
+    runtime_worker.serve(name, parsed, url, port, workers or settings.runtime_workers)
 
 
 @app.command()

@@ -88,7 +88,8 @@ def list_runtimes(json_out: JsonFlag = False) -> None:
     serving = client.get("/v1/runtimes/serving")
     show_table("runtimes", [key("name"), key("url"), text("tags"), text("serving"),
                             key("heartbeat (UTC)", drop=1)],
-               [[r["name"], r["url"], tag_list(r["tags"]), serving.get(r["name"], "-"),
+               [[r["name"], r["url"], tag_list(r["tags"]),
+                 ", ".join(serving.get(r["name"], [])) or "-",
                  f"{datetime.fromisoformat(r['last_heartbeat']):%H:%M:%S}"] for r in found])
 
 

@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import json
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -14,6 +15,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
+import skops.io as sio
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import update
@@ -71,7 +73,8 @@ def test_deploy_then_predict_mlflow_style(start_runtime, local_registry, version
     assert deployment and deployment.runtime == "qa" and deployment.deployed_by == "bob"
 
     health = httpx.get(f"{runtime.url}/health").json()
-    assert health["deployed"]["version_id"] == versions["credit-risk"].id
+    assert served(runtime, "credit-risk")["version_id"] == versions["credit-risk"].id
+    assert health["capacity"]["models"] == 1 and health["capacity"]["memory_bytes"] > 10_000
     split = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir)).json()
     rows = sample(examples_dir)["dataframe_split"]
     records = [dict(zip(rows["columns"], row, strict=True)) for row in rows["data"]]
@@ -113,7 +116,7 @@ def test_admin_endpoints_need_the_token(start_runtime, versions) -> None:
     for token in ("wrong-token", TOKEN[:-1]):
         client = RuntimeClient(runtime.url, token)
         with pytest.raises(MlcError, match="401"):
-            client.rollback()
+            client.revert("credit-risk")
     assert httpx.post(f"{runtime.url}/admin/deploy", json={}).status_code == 401
 
 
@@ -134,7 +137,7 @@ def test_altered_artifact_is_refused_and_registry_unchanged(
         deploy(local_registry, runtime, versions["house-prices"])
     assert local_registry.deployments("house-prices") == []
     assert len(local_registry.audit_events()) == audit_before
-    assert httpx.get(f"{runtime.url}/health").json()["deployed"] is None
+    assert httpx.get(f"{runtime.url}/health").json()["models"] == {}
 
 
 def test_runtime_down_is_clear_and_registry_unchanged(start_runtime, local_registry,
@@ -148,18 +151,70 @@ def test_runtime_down_is_clear_and_registry_unchanged(start_runtime, local_regis
     assert len(local_registry.audit_events()) == audit_before
 
 
-def test_rollback_serves_the_previous_version(start_runtime, local_registry, versions,
-                                              examples_dir) -> None:
+def test_two_models_answer_side_by_side_and_one_reverts_alone(
+        start_runtime, local_registry, versions, examples_dir) -> None:
     runtime = start_runtime()
     credit, house = versions["credit-risk"], versions["house-prices"]
     deploy(local_registry, runtime, credit)
     deploy(local_registry, runtime, house)
-    health = httpx.get(f"{runtime.url}/health").json()
-    assert health["deployed"]["model"] == "house-prices"
-    assert health["previous"]["model"] == "credit-risk"
-    RuntimeClient(runtime.url, TOKEN).rollback()
-    predictions = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir)).json()
-    assert len(predictions["predictions"]) == 3
+    assert sorted(health(runtime)["models"]) == ["credit-risk", "house-prices"]
+    assert {d.model for d in local_registry.served_on("qa")} == {"credit-risk", "house-prices"}
+    expected = {name: score(runtime, name, sample(examples_dir, name))
+                for name in ("credit-risk", "house-prices")}
+    assert len(expected["credit-risk"]) == 3 and len(expected["house-prices"]) == 2
+    ambiguous = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir))
+    assert ambiguous.status_code == 400
+    assert "credit-risk, house-prices" in ambiguous.text and "/models/" in ambiguous.text
+    # undoing house-prices' deploy (its first) unloads it and leaves credit-risk alone
+    assert RuntimeClient(runtime.url, TOKEN).revert("house-prices")["current"] is None
+    assert list(health(runtime)["models"]) == ["credit-risk"]
+    assert score(runtime, "credit-risk", sample(examples_dir)) == expected["credit-risk"]
+    assert httpx.post(f"{runtime.url}/models/house-prices/invocations",
+                      json=sample(examples_dir, "house-prices")).status_code == 404
+
+
+def test_two_models_are_served_again_after_a_restart(start_runtime, local_registry, versions,
+                                                     examples_dir) -> None:
+    runtime = start_runtime()
+    for name in ("credit-risk", "house-prices"):
+        deploy(local_registry, runtime, versions[name])
+    before = {n: score(runtime, n, sample(examples_dir, n)) for n in versions}
+    runtime.stop()
+    runtime.start()
+    assert {n: score(runtime, n, sample(examples_dir, n)) for n in versions} == before
+
+
+def second_version(examples_dir: Path, registry: Registry, settings: MlcSettings
+                   ) -> VersionRecord:
+    """credit-risk:2: the same model saved with another (unused) parameter: a new artifact
+    that scores like the first (beside the first: its data location stays the same)."""
+    package = examples_dir / "credit-risk-2"
+    shutil.copytree(examples_dir / "credit-risk", package)
+    artifact = package / "model.skops"
+    model = sio.loads(artifact.read_bytes(), trusted=list(REVIEWED_TYPES) + sio.get_untrusted_types(
+        data=artifact.read_bytes()))
+    model.steps[-1][1].verbose = 1
+    sio.dump(model, artifact)
+    version, created = submit_package(package, registry, ArtifactStore(settings.artifact_url()),
+                                      list(REVIEWED_TYPES), "ana")
+    assert created and version.number == 2
+    return version
+
+
+def test_revert_only_to_a_version_the_registry_still_allows(
+        start_runtime, local_registry, versions, examples_dir, local_settings) -> None:
+    runtime = start_runtime()
+    first = versions["credit-risk"]
+    second = second_version(examples_dir, local_registry, local_settings)
+    deploy(local_registry, runtime, versions["house-prices"])
+    deploy(local_registry, runtime, first)
+    deploy(local_registry, runtime, second)
+    assert health(runtime)["models"]["credit-risk"]["previous"]["number"] == 1
+    local_registry.transition(first.id, State.REJECTED, "risk-officer", "leaks the label")
+    with pytest.raises(MlcError, match=r"refused \(409\).*credit-risk:1 as rejected"):
+        RuntimeClient(runtime.url, TOKEN).revert("credit-risk")
+    assert served(runtime, "credit-risk")["number"] == 2
+    assert served(runtime, "house-prices")["number"] == 1
 
 
 def test_restarted_runtime_serves_what_the_registry_says(start_runtime, local_registry,
@@ -169,7 +224,7 @@ def test_restarted_runtime_serves_what_the_registry_says(start_runtime, local_re
     before = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir)).json()
     runtime.stop()
     runtime.start()
-    assert httpx.get(f"{runtime.url}/health").json()["deployed"]["number"] == 1
+    assert served(runtime, "credit-risk")["number"] == 1
     assert httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir)).json() == before
 
 
@@ -179,7 +234,7 @@ def test_prod_refuses_an_unapproved_version_before_touching_the_runtime(
     runtime = start_runtime("prod", "env=prod")
     with pytest.raises(MlcError, match="production takes approved versions"):
         deploy(local_registry, runtime, versions["credit-risk"])
-    assert httpx.get(f"{runtime.url}/health").json()["deployed"] is None
+    assert httpx.get(f"{runtime.url}/health").json()["models"] == {}
     version = versions["credit-risk"]
     local_registry.transition(version.id, State.TESTED, "ci")
     approved = local_registry.transition(version.id, State.APPROVED, "risk-officer")
@@ -207,7 +262,7 @@ def test_failed_warm_up_keeps_the_served_version(start_runtime, local_registry, 
                        sample_rows=credit.sample_rows)
     with pytest.raises(MlcError, match="warm-up on the sample rows failed"):
         RuntimeClient(runtime.url, TOKEN).deploy(DeployRequest.for_version(bad))
-    assert httpx.get(f"{runtime.url}/health").json()["deployed"]["model"] == "credit-risk"
+    assert list(health(runtime)["models"]) == ["credit-risk"]
 
 
 def test_runtime_trusts_only_types_it_reviewed(start_runtime, local_registry, versions) -> None:
@@ -225,7 +280,7 @@ def test_runtime_restarted_as_prod_does_not_restore_an_unapproved_version(
     runtime.stop()
     runtime.tags = "env=prod"
     runtime.start()
-    assert httpx.get(f"{runtime.url}/health").json()["deployed"] is None
+    assert httpx.get(f"{runtime.url}/health").json()["models"] == {}
 
 
 def test_malformed_bodies_are_422(start_runtime, local_registry, versions) -> None:
@@ -248,6 +303,17 @@ def health(runtime) -> dict:
     return httpx.get(f"{runtime.url}/health").json()
 
 
+def served(runtime, model: str) -> dict:
+    """The summary of the version `runtime` serves of `model`."""
+    return health(runtime)["models"][model]["current"]
+
+
+def score(runtime, model: str, body: dict) -> list:
+    answer = httpx.post(f"{runtime.url}/models/{model}/invocations", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["predictions"]
+
+
 def approve(registry: Registry, version: VersionRecord) -> VersionRecord:
     registry.transition(version.id, State.TESTED, "ci")
     return registry.transition(version.id, State.APPROVED, "risk-officer")
@@ -264,7 +330,7 @@ def test_deploy_of_a_rejected_version_with_a_valid_token_is_refused_naming_the_s
         answer = httpx.post(f"{runtime.url}/admin/deploy", json=request, headers=bearer(TOKEN))
         assert answer.status_code == 409
         assert "the registry has house-prices:1 as rejected" in answer.json()["detail"]
-        assert health(runtime)["deployed"] is None
+        assert health(runtime)["models"] == {}
     assert local_registry.deployments("house-prices") == []
     assert len(local_registry.audit_events()) == audit_before
 
@@ -276,7 +342,7 @@ def test_prod_refuses_an_unapproved_version_that_qa_takes(start_runtime, version
     assert refused.status_code == 409
     assert "as submitted: production takes approved versions only" in refused.json()["detail"]
     taken = httpx.post(f"{qa.url}/admin/deploy", json=request, headers=bearer(TOKEN))
-    assert taken.status_code == 200 and health(qa)["deployed"]["model"] == "credit-risk"
+    assert taken.status_code == 200 and served(qa, "credit-risk")["number"] == 1
 
 
 def test_a_request_that_is_not_the_registrys_version_is_refused(start_runtime, versions) -> None:
@@ -292,19 +358,7 @@ def test_a_request_that_is_not_the_registrys_version_is_refused(start_runtime, v
         answer = httpx.post(f"{runtime.url}/admin/deploy", json=request.model_dump(mode="json"),
                             headers=bearer(TOKEN))
         assert answer.status_code == 409 and message in answer.json()["detail"]
-    assert health(runtime)["deployed"] is None
-
-
-def test_rollback_only_to_a_version_the_registry_still_allows(start_runtime, local_registry,
-                                                             versions) -> None:
-    runtime = start_runtime()
-    credit, house = versions["credit-risk"], versions["house-prices"]
-    deploy(local_registry, runtime, credit)
-    deploy(local_registry, runtime, house)
-    local_registry.transition(credit.id, State.REJECTED, "risk-officer", "leaks the label")
-    with pytest.raises(MlcError, match=r"refused \(409\).*credit-risk:1 as rejected"):
-        RuntimeClient(runtime.url, TOKEN).rollback()
-    assert health(runtime)["deployed"]["model"] == "house-prices"
+    assert health(runtime)["models"] == {}
 
 
 @pytest.fixture
@@ -333,15 +387,16 @@ def test_each_runtime_has_its_own_token_and_the_qa_token_does_not_open_prod(
     for token in (qa_token, TOKEN):
         assert httpx.post(f"{prod.url}/admin/deploy", json=request,
                           headers=bearer(token)).status_code == 401
-        assert httpx.post(f"{prod.url}/admin/rollback", headers=bearer(token)).status_code == 401
-    assert health(prod)["deployed"] is None
+        assert httpx.post(f"{prod.url}/admin/models/house-prices/revert",
+                          headers=bearer(token)).status_code == 401
+    assert health(prod)["models"] == {}
     # the deploying code holds the token of the runtime it deploys to
     ctx = Resources(settings)
     record = local_registry.get_runtime("prod")
     assert deploy_version(local_registry, ctx.runtime_client(record), record, version, "flow")
-    assert ctx.runtime_client(prod.url).health()["deployed"]["version_id"] == version.id
-    with pytest.raises(MlcError, match=r"refused \(409\): no previous version"):
-        ctx.runtime_client(qa.url).rollback()
+    assert ctx.runtime_client(prod.url).serving("house-prices")["version_id"] == version.id
+    with pytest.raises(MlcError, match=r"refused \(409\): this runtime serves no model"):
+        ctx.runtime_client(qa.url).revert("house-prices")
 
 
 def test_the_smoke_test_header_counts_only_with_the_admin_token(start_runtime, local_registry,

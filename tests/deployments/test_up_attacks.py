@@ -120,7 +120,7 @@ def test_the_ways_around_the_governed_path_are_closed(
         forced = run_deployment(api, "deploy-model/deploy-model", {
             "model": "credit-risk", "version": 1, "tags": {"env": "prod"}})
         assert until(lambda: ended(api, forced), "the forced deploy") == "FAILED"
-        assert registry.current_deployment("prod") is None
+        assert registry.current_deployment("prod", "credit-risk") is None
         assert registry.get_version("credit-risk", 1).state == State.TESTED
 
         # the one real door: Rita, with her token
@@ -165,7 +165,7 @@ def test_the_ways_around_the_governed_path_are_closed(
     finally:
         up.stop()
 
-    current = registry.current_deployment("prod")
+    current = registry.current_deployment("prod", "credit-risk")
     assert current is not None and current.version_number == 1 and current.model == "credit-risk"
     by_action = {e["action"]: e for e in story}
     approval, review = [e for e in story if e["action"] == "task.decision"]

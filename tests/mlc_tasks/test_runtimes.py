@@ -7,6 +7,7 @@ import pytest
 from mlc_tasks.errors import (
     DeployRefusedError,
     InvalidInputError,
+    RuntimeFullError,
     RuntimeRefusedError,
     RuntimeSelectionError,
     RuntimeUnavailableError,
@@ -25,10 +26,11 @@ from mlc_tasks.scoring import Column
 from mlc_tasks.settings import MlcSettings
 
 
-def runtime(name: str, **tags: str) -> RuntimeRecord:
+def runtime(name: str, max_models: int | None = None, **tags: str) -> RuntimeRecord:
     now = datetime(2026, 1, 1)
-    return RuntimeRecord(name=name, url=f"http://127.0.0.1/{name}", tags=tags, capabilities={},
-                         started_at=now, last_heartbeat=now)
+    capabilities = {} if max_models is None else {"max_models": max_models}
+    return RuntimeRecord(name=name, url=f"http://127.0.0.1/{name}", tags=tags,
+                         capabilities=capabilities, started_at=now, last_heartbeat=now)
 
 
 RUNTIMES = [
@@ -49,13 +51,41 @@ def test_select_runtime_all_tags_must_match(wanted: dict[str, str], chosen: str)
 
 @pytest.mark.parametrize(
     ("wanted", "message"),
-    [({"env": "prod"}, "2 runtimes match env=prod"),
-     ({"env": "prod", "zone": "asia"}, "no runtime matches env=prod,zone=asia"),
+    [({"env": "prod", "zone": "asia"}, "no runtime matches env=prod,zone=asia"),
      ({"env": "qa", "zone": "us"}, "no runtime matches")],
 )
 def test_select_runtime_errors(wanted: dict[str, str], message: str) -> None:
     with pytest.raises(RuntimeSelectionError, match=message):
         select_runtime(RUNTIMES, wanted)
+
+
+POOL = [runtime("prod-a", 2, env="prod"), runtime("prod-b", 2, env="prod"),
+        runtime("qa", 2, env="qa")]
+
+
+@pytest.mark.parametrize(
+    ("model", "served", "chosen"),
+    [("credit-risk", {}, "prod-a"),  # the emptiest, ties by name
+     ("credit-risk", {"prod-a": {"house-prices"}}, "prod-b"),
+     ("credit-risk", {"prod-b": {"credit-risk", "x"}}, "prod-b"),  # full, but serves it
+     ("y", {"prod-a": {"a", "b"}, "prod-b": {"c"}}, "prod-b"),  # prod-a is full
+     ("y", {"prod-a": {"a"}, "prod-b": {"c"}, "qa": {}}, "prod-a")],
+)
+def test_runtime_choice_keeps_a_model_where_it_is_and_skips_full_runtimes(
+        model: str, served: dict[str, set[str]], chosen: str) -> None:
+    assert select_runtime(POOL, {"env": "prod"}, model, served).name == chosen
+
+
+def test_every_matching_runtime_full_is_a_clear_error() -> None:
+    served = {"prod-a": {"a", "b"}, "prod-b": {"c", "d"}}
+    with pytest.raises(RuntimeFullError, match=r"every runtime matching env=prod is full "
+                                               r"\(prod-a: 2 of 2 models; prod-b: 2 of 2 models\)"):
+        select_runtime(POOL, {"env": "prod"}, "e", served)
+
+
+def test_a_model_on_two_matching_runtimes_needs_a_tag_to_choose() -> None:
+    with pytest.raises(RuntimeSelectionError, match="2 runtimes matching env=prod serve x"):
+        select_runtime(POOL, {"env": "prod"}, "x", {"prod-a": {"x"}, "prod-b": {"x"}})
 
 
 def test_select_runtime_none_registered() -> None:
@@ -220,9 +250,10 @@ def test_a_runtime_that_refuses_says_why_and_one_that_fails_is_transient(status:
     from tests.receivers import Reply, serve
 
     with serve() as receiver:
-        receiver.script("/admin/rollback", Reply(status, json={"detail": "nothing to go to"}))
-        with pytest.raises(error, match=f"/admin/rollback .*{status}") as info:
-            RuntimeClient(receiver.url, "t0ken").rollback()
+        receiver.script("/admin/models/credit-risk/revert",
+                        Reply(status, json={"detail": "nothing to go to"}))
+        with pytest.raises(error, match=f"/admin/models/credit-risk/revert .*{status}") as info:
+            RuntimeClient(receiver.url, "t0ken").revert("credit-risk")
     assert isinstance(info.value, MlcError) and type(info.value) is not MlcError
     assert isinstance(info.value, TransientError) is (status >= 500)
     if status < 500:
