@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,6 +186,16 @@ class RuntimeProcess:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=20)
+
+
+def runtime_serving(url: str, model: str | None = None) -> dict[str, Any] | None:
+    """The summary of the version a runtime serves of `model` (None: of the one model it
+    serves; it must serve at most one), or None when it serves none."""
+    models = httpx.get(f"{url}/health", timeout=10).json()["models"]
+    if model is None:
+        assert len(models) <= 1, f"the runtime serves {sorted(models)}: name the model"
+        return next(iter(models.values()))["current"] if models else None
+    return models[model]["current"] if model in models else None
 
 
 class ApiProcess:

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from typer.models import CommandInfo
 
-from deployments.cli import admin, alerts, models, monitoring, processes, tasks
+from deployments.cli import admin, alerts, mlflow, models, monitoring, processes, tasks
 from deployments.cli.core import api, app, context, friendly, path_of
 from deployments.cli.output import emit_json, show_table
 
 # `mlc --help` lists the commands in the order a model lives, not by module
-HELP_ORDER = ("submit", "models", "versions", "runtimes", "deploy", "deployments", "audit",
-              "tasks", "approve", "reject", "review", "answer", "backtest", "monitor", "score",
-              "results", "retrain", "comparisons", "rollback", "up", "login", "logout", "whoami")
+HELP_ORDER = ("submit", "import-mlflow", "models", "versions", "runtimes", "deploy",
+              "deployments", "audit", "tasks", "approve", "reject", "review", "answer",
+              "backtest", "monitor", "score", "results", "retrain", "comparisons", "rollback",
+              "up", "login", "logout", "whoami")
 
 
 def command_name(info: CommandInfo) -> str:
@@ -40,5 +41,5 @@ app.add_typer(models.model_app, name="model")
 app.add_typer(processes.events_app, name="events")
 app.add_typer(processes.process_app, name="process")
 
-__all__ = ["admin", "alerts", "api", "app", "context", "emit_json", "friendly", "models",
-           "monitoring", "path_of", "processes", "show_table", "tasks"]
+__all__ = ["admin", "alerts", "api", "app", "context", "emit_json", "friendly", "mlflow",
+           "models", "monitoring", "path_of", "processes", "show_table", "tasks"]

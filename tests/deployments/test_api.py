@@ -30,7 +30,7 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import ApiProcess, enroll, free_port, mlc_bin, mlc_env
+from tests.conftest import ApiProcess, enroll, free_port, mlc_bin, mlc_env, runtime_serving
 from tests.receivers import Reply, serve
 
 RITA = "rita.risk@bank.example"
@@ -418,7 +418,7 @@ def test_a_manual_deploy_to_production_needs_approval_whatever_production_is_cal
         assert refused.status_code == 409, refused.text
         assert refused.json()["detail"] == (
             "production takes approved versions only; this version is tested")
-        assert httpx.get(f"{live.url}/health").json()["deployed"] is None
+        assert runtime_serving(live.url) is None
         assert registry.deployments("credit-risk") == []
         assert registry.get_version("credit-risk", 1).state == State.TESTED
 
@@ -429,8 +429,8 @@ def test_a_manual_deploy_to_production_needs_approval_whatever_production_is_cal
         assert released.status_code == 200, released.text
     finally:
         api.stop()
-    assert httpx.get(f"{live.url}/health").json()["deployed"]["number"] == 1
-    assert httpx.get(f"{qa.url}/health").json()["deployed"]["number"] == 1
+    assert runtime_serving(live.url)["number"] == 1
+    assert runtime_serving(qa.url)["number"] == 1
     assert registry.get_version("credit-risk", 1).state == State.DEPLOYED
     [*_, last] = registry.deployments("credit-risk")
     assert (last.runtime, last.deployed_by) == ("live", RITA)

@@ -15,10 +15,10 @@ import pytest
 from mlc_tasks.registry import Registry
 from mlc_tasks.registry.store import create_registry_engine
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import ApiProcess, enroll, mlc_bin, mlc_env
+from tests.conftest import ApiProcess, enroll, mlc_bin, mlc_env, runtime_serving
 from tests.mlc_tasks.audit_attack import rewrite_chain, truncate_chain
 
-COMMANDS = [[], ["submit"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
+COMMANDS = [[], ["submit"], ["import-mlflow"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
             ["deployments"],
             ["up"], ["runtime"], ["runtime", "start"], ["tasks"], ["approve"], ["reject"],
             ["review"], ["rollback"], ["people"], ["people", "enroll"], ["login"],
@@ -253,12 +253,12 @@ def test_rollback_redeploys_the_version_served_before(mlc_flows, package: Path, 
         for state in (State.TESTED, State.APPROVED):
             registry.transition(version.id, state, "tester", "for the test")
         mlc("deploy", "credit-risk", str(number), "--tags", "env=prod")
-    assert httpx.get(f"{prod.url}/health").json()["deployed"]["number"] == 2
+    assert runtime_serving(prod.url)["number"] == 2
 
     done = mlc("rollback", "credit-risk", "--reason", "v2 scores badly")
     assert "rolled back prod to credit-risk:1" in done.stdout
     assert "/runs/flow-run/" in done.stdout  # a run of rollback-model
-    assert httpx.get(f"{prod.url}/health").json()["deployed"]["number"] == 1
+    assert runtime_serving(prod.url)["number"] == 1
     last = registry.deployments("credit-risk")[-1]
     assert (last.version_number, last.deployed_by, last.reason) == (
         1, ANA, "v2 scores badly: back to credit-risk:1")

@@ -20,7 +20,7 @@ from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
-from tests.conftest import REPO, TOKEN, ApiProcess, enroll, mlc_bin, mlc_env
+from tests.conftest import REPO, TOKEN, ApiProcess, enroll, mlc_bin, mlc_env, runtime_serving
 
 
 @pytest.fixture
@@ -97,13 +97,13 @@ def test_deploy_model_refuses_production(local_settings, examples_dir, start_run
         with pytest.raises(DeployRefusedError, match=f"^{refused} is production .* only "
                                                      "through on-model-changed"):
             deploy_model("credit-risk", 1, tags, reason="straight to prod")
-    assert httpx.get(f"{prod.url}/health").json()["deployed"] is None
+    assert runtime_serving(prod.url) is None
     assert registry.deployments("credit-risk") == []
     trail = [e.action for e in registry.audit_events("credit-risk")]
     assert "version.deployed_to" not in trail and trail.count("deploy.refused") == 2
 
     assert deploy_model("credit-risk", 1, {"env": "qa"}) == "credit-risk:1 deployed on qa"
-    assert httpx.get(f"{qa.url}/health").json()["deployed"]["version_id"] == version.id
+    assert runtime_serving(qa.url)["version_id"] == version.id
     assert [d.env for d in registry.deployments("credit-risk")] == ["qa"]
     registry.close()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import skops.io as sio
 
@@ -23,7 +22,7 @@ from mlc_tasks.run_requests import RequestKind, record_request
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, runtime_serving
 from tests.flows.conftest import Stack
 
 RITA = "rita.risk@bank.example"
@@ -58,7 +57,7 @@ def approved(stack: Stack, package: Path, name: str, variants: int = 1) -> list[
 
 
 def serving(stack: Stack, env: str) -> str | None:
-    deployed = httpx.get(f"{stack.runtimes[env].url}/health", timeout=5).json()["deployed"]
+    deployed = runtime_serving(stack.runtimes[env].url)
     return deployed["version_id"] if deployed else None
 
 

@@ -28,7 +28,7 @@ from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.settings import REVIEWED_TYPES
 from mlc_tasks.submission import submit_package
 from mlc_tasks.task_records import HumanTask, TaskStatus
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, runtime_serving
 from tests.flows.conftest import PeopleApi, Stack
 
 SUBMITTER = "sam"
@@ -127,7 +127,9 @@ def predictions(stack: Stack, env: str) -> list[Any]:
 
 
 def serving(stack: Stack, env: str) -> dict[str, Any]:
-    return httpx.get(f"{stack.runtimes[env].url}/health", timeout=5).json()["deployed"]
+    found = runtime_serving(stack.runtimes[env].url)
+    assert found is not None, f"{env} serves nothing"
+    return found
 
 
 def actions(stack: Stack, model: str) -> list[str]:
