@@ -1,19 +1,26 @@
-"""Scoring input: the MLflow request formats (JSON `dataframe_split` / `dataframe_records`, CSV
-with a header), read within limits, and validated against a version's input schema."""
+"""MLflow's scoring protocol, whole: JSON with exactly one of `dataframe_split`,
+`dataframe_records`, `instances`, `inputs` (and `params`), or CSV with a header line, read
+within limits into a `ScoringInput` (scoring_input.py validates each column against the input
+schema); and MLflow's answers (`{"predictions": …}`, `{"error_code": …, "message": …}`).
+
+It follows MLflow's scoring server (mlflow/pyfunc/scoring_server/__init__.py,
+mlflow/utils/proto_json_utils.py). Unlike MLflow, every value is checked against its column's
+dtype before the model sees it, and nothing that does not fit is coerced (a string is never read
+as a number)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
+import itertools
 import math
 import re
-import sys
-from typing import Any, Literal
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
 
 import numpy as np
-import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
 
 from mlc_tasks.errors import (
     RequestTooLargeError,
@@ -21,30 +28,57 @@ from mlc_tasks.errors import (
     ScoringRequestError,
     UnsupportedMediaTypeError,
 )
+from mlc_tasks.scoring_input import (
+    MAX_DIGITS,
+    Column,
+    RequestLimits,
+    ScoringInput,
+    bounded_int,
+    build_input,
+    check_rows,
+    describe,
+    error_message,
+    error_status,
+    frame_from_rows,
+    kind_of,
+    parse_json,
+    record_values,
+    too_large,
+)
 
-Dtype = Literal["float", "int", "str", "bool"]
+__all__ = [  # with the names other modules have always imported from here
+    "Column", "RequestLimits", "ScoringInput", "check_charset", "frame_from_rows",
+    "media_type", "mlflow_error", "mlflow_predictions", "parse_json", "read_mlflow",
+    "read_params", "rows_from_body", "rows_from_csv", "rows_from_request", "too_large"]
+
 MEDIA_TYPES = ("application/json", "text/csv")
-INT64 = (-(2**63), 2**63 - 1)
-MAX_DIGITS = 309  # more digits than the largest float has: out of range for every column
+FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+MAX_PARAMS, MAX_PARAM_ITEMS = 64, 1000
+# MLflow's error codes (mlflow/protos/databricks.proto) for our statuses; MLflow has no body
+# limit, and answers 415 in plain text
+_MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "REQUEST_LIMIT_EXCEEDED",
+                 415: "BAD_REQUEST", 500: "INTERNAL_ERROR"}
 
 
-class Column(BaseModel):
-    """One input column the model expects."""
+# ---- MLflow's scoring protocol ----------------------------------------------------------------
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(min_length=1)
-    dtype: Dtype
-    nullable: bool = False
-
-
-class RequestLimits(BaseModel):
-    """What one scoring request may hold."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    max_rows: int = Field(default=10_000, ge=1)
+def read_mlflow(body: bytes, content_type: str | None, schema: list[Column],
+                limits: RequestLimits) -> ScoringInput:
+    """A scoring request in MLflow's protocol, validated against `schema`. Raises
+    UnsupportedMediaTypeError (not JSON or CSV, or not UTF-8), RequestTooLargeError (bytes or
+    rows over `limits`), ScoringRequestError (malformed, too deep, a number out of range) and
+    SchemaMismatchError (naming the column that is missing or holds a wrong value)."""
+    media = media_type(content_type)
+    check_charset(content_type)
+    if len(body) > limits.max_bytes:
+        raise RequestTooLargeError(too_large(len(body), limits.max_bytes))
+    if media == "text/csv":
+        return _csv_input(body, schema, limits.max_rows)
+    try:
+        document = parse_json(body)
+    except ValueError as exc:
+        raise ScoringRequestError(f"not JSON: {exc}") from None
+    return _json_input(document, schema, limits.max_rows)
 
 
 def media_type(content_type: str | None) -> str:
@@ -58,12 +92,275 @@ def media_type(content_type: str | None) -> str:
     return found
 
 
-def too_large(size: int, limit: int, at_least: bool = False) -> str:
-    """What a runtime answers (413) to a body over its limit."""
-    more = "more than " if at_least else ""
-    return (f"request body of {more}{size} bytes; a request takes at most {limit} bytes "
-            "(MLC_MAX_REQUEST_BYTES)")
+def check_charset(content_type: str | None) -> None:
+    """MLflow's server reads UTF-8 only (415 for another charset); other parameters, such as
+    MLflow 1's `format=pandas-split`, change nothing: the body's format key decides."""
+    for parameter in (content_type or "").split(";")[1:]:
+        key, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if key.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaTypeError(f"charset '{charset[:40]}' is not read here; send "
+                                            "UTF-8")
 
+
+def _json_input(document: Any, schema: list[Column], max_rows: int) -> ScoringInput:
+    if not isinstance(document, dict):
+        raise ScoringRequestError(f"the body must be a JSON object with exactly one of "
+                                  f"{_names(FORMATS)}; got {kind_of(document)}")
+    found = [key for key in FORMATS if key in document]
+    if len(found) != 1:
+        given = _names(found) if found else f"none (its fields: {_names(list(document)[:8])})"
+        raise ScoringRequestError(f"the body must hold exactly one of {_names(FORMATS)}; it "
+                                  f"holds {given}")
+    params = read_params(document.get("params"))
+    key = found[0]
+    value = document[key]
+    if key == "dataframe_split":
+        return _from_split(value, schema, max_rows, params)
+    if key == "dataframe_records":
+        if not isinstance(value, list):
+            raise ScoringRequestError(f"dataframe_records must be a list of objects; got "
+                                      f"{kind_of(value)}")
+        return _from_records(value, schema, max_rows, params, key)
+    return _from_tensor_input(value, schema, max_rows, params, key)
+
+
+def _names(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(f"'{str(name)[:40]}'" for name in names)
+
+
+def read_params(params: Any) -> dict[str, Any]:
+    """MLflow's `params`: an object of at most MAX_PARAMS names, each a JSON scalar, null or a
+    flat list of at most MAX_PARAM_ITEMS scalars (MLflow's ParamSpec: a DataType or a 1-D
+    array of one)."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ScoringRequestError(f"params must be a JSON object; got {kind_of(params)}")
+    if len(params) > MAX_PARAMS:
+        raise ScoringRequestError(f"params holds {len(params)} names; at most {MAX_PARAMS}")
+    for name, value in params.items():
+        items = value if isinstance(value, list) else [value]
+        if len(items) > MAX_PARAM_ITEMS or not all(isinstance(i, str | int | float | bool)
+                                                   or i is None for i in items):
+            raise ScoringRequestError(f"params: '{name[:40]}' must be a scalar or a list of at "
+                                      f"most {MAX_PARAM_ITEMS} scalars")
+    return params
+
+
+def _from_split(split: Any, schema: list[Column], max_rows: int, params: dict[str, Any]
+                ) -> ScoringInput:
+    """pandas' split orientation: `columns`, `data` (one list per row), `index` (ignored)."""
+    if not isinstance(split, dict) or not {"columns", "data"} <= split.keys() <= {
+            "columns", "data", "index"}:
+        raise ScoringRequestError("dataframe_split must be an object with 'columns' and 'data' "
+                                  "(and optionally 'index')")
+    columns, data = split["columns"], split["data"]
+    if not isinstance(columns, list) or set(map(type, columns)) - {str}:
+        raise ScoringRequestError("dataframe_split: 'columns' must be a list of names")
+    if not isinstance(data, list):
+        raise ScoringRequestError("dataframe_split: 'data' must be a list of rows")
+    check_rows(len(data), max_rows)
+    if data and (set(map(type, data)) != {list} or set(map(len, data)) != {len(columns)}):
+        raise ScoringRequestError("dataframe_split: every row of 'data' must be a list of one "
+                                  "value per column")
+    where = {name: i for i, name in enumerate(columns)}  # a name given twice: its last value
+
+    def values(name: str) -> list[Any] | None:
+        return list(map(itemgetter(where[name]), data)) if name in where else None
+
+    return build_input(schema, len(data), values, params)
+
+
+def _from_records(records: list[Any], schema: list[Column], max_rows: int,
+                  params: dict[str, Any], key: str) -> ScoringInput:
+    """One object per row; a column absent from some rows is null there."""
+    check_rows(len(records), max_rows)
+    if set(map(type, records)) - {dict}:
+        raise ScoringRequestError(f"{key} must be a list of objects, one per row")
+    return build_input(schema, len(records), lambda name: record_values(records, name), params)
+
+
+def _from_tensor_input(value: Any, schema: list[Column], max_rows: int,
+                       params: dict[str, Any], key: str) -> ScoringInput:
+    """TF-serving style `instances` / `inputs`: a list of records, an object of column → list
+    of values, or, for a one-column schema, a plain list of values."""
+    if isinstance(value, dict):
+        return _from_columnar(value, schema, max_rows, params, key)
+    if not isinstance(value, list):
+        raise ScoringRequestError(f"{key} must be a list of records or an object of column → "
+                                  f"values; got {kind_of(value)}")
+    check_rows(len(value), max_rows)
+    kinds = set(map(type, value))
+    if kinds <= {dict}:
+        return _from_records(value, schema, max_rows, params, key)
+    if dict in kinds:
+        raise ScoringRequestError(f"{key}: a list of records (objects) or of values, not both")
+    if len(schema) != 1:
+        raise ScoringRequestError(
+            f"{key}: a list of plain values fits a one-column schema; this model takes "
+            f"{len(schema)} columns: send a list of records or an object of column → values")
+    return build_input(schema, len(value), lambda name: value, params)
+
+
+def _from_columnar(mapping: dict[str, Any], schema: list[Column], max_rows: int,
+                   params: dict[str, Any], key: str) -> ScoringInput:
+    given = {col.name: mapping[col.name] for col in schema if col.name in mapping}
+    for name, values in given.items():
+        if not isinstance(values, list):
+            raise ScoringRequestError(f"{key}: column '{name}' must be a list of values; got "
+                                      f"{kind_of(values)}", name)
+    lengths = {name: len(values) for name, values in given.items()}
+    check_rows(max(lengths.values(), default=0), max_rows)
+    if len(set(lengths.values())) > 1:
+        (first, n), *rest = lengths.items()
+        other, m = next((name, length) for name, length in rest if length != n)
+        raise ScoringRequestError(f"{key}: column '{other}' has {m} values; column '{first}' "
+                                  f"has {n}", other)
+    # no schema column given at all: any row count lets build_input name the first one missing
+    return build_input(schema, next(iter(lengths.values()), 1), given.get, params)
+
+
+# ---- CSV (MLflow's text/csv) ------------------------------------------------------------------
+
+def _csv_input(body: bytes, schema: list[Column], max_rows: int) -> ScoringInput:
+    try:
+        header, records = _csv_table(body, max_rows)
+    except ValueError as exc:
+        raise ScoringRequestError(str(exc)) from None
+    where = {col.name: _csv_index(header, col) for col in schema}
+    columns = {col.name: col for col in schema}
+
+    def values(name: str) -> list[Any]:
+        return _csv_values(list(map(itemgetter(where[name]), records)), columns[name])
+
+    return build_input(schema, len(records), values, {})
+
+
+def _csv_table(body: bytes, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the records, each as long as the header; more than `max_rows` records
+    are refused before the rest is read."""
+    try:
+        reader = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""))
+        lines = list(itertools.islice(reader, max_rows + 2))
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"not CSV: {exc}") from exc
+    if not lines:
+        raise ValueError("CSV body is empty; send a header line and rows")
+    header, records = lines[0], lines[1:]
+    check_rows(len(records), max_rows, at_least=True)
+    widths = set(map(len, records))
+    if widths - {len(header)}:
+        number, record = next((n, r) for n, r in enumerate(records, start=2)
+                              if len(r) != len(header))
+        raise ValueError(f"CSV line {number} has {len(record)} fields; the header has "
+                         f"{len(header)}")
+    return header, records
+
+
+def _csv_values(texts: list[str], col: Column) -> list[Any]:
+    """Each field read as the column's dtype, an empty one as null: all at once when every
+    field is plain, else one by one to name the line at fault."""
+    try:
+        return _CSV_PLAIN[col.dtype](texts)
+    except (ValueError, OverflowError):
+        return [_csv_value(text, col, line) for line, text in enumerate(texts, start=2)]
+
+
+def _plain_floats(texts: list[str]) -> list[float]:
+    if "" in texts or max(map(len, texts)) > MAX_DIGITS:
+        raise ValueError("not plain")
+    values = list(map(float, texts))
+    if not all(map(math.isfinite, values)):
+        raise ValueError("not finite")
+    return values
+
+
+def _plain_ints(texts: list[str]) -> list[int]:
+    if max(map(len, texts)) > MAX_DIGITS:
+        raise ValueError("not plain")
+    return list(map(int, texts))
+
+
+def _plain_bools(texts: list[str]) -> list[bool]:
+    lowered = [text.lower() for text in texts]
+    if set(lowered) - {"true", "false"}:
+        raise ValueError("not plain")
+    return [text == "true" for text in lowered]
+
+
+def _plain_strings(texts: list[str]) -> list[str]:
+    if "" in texts:
+        raise ValueError("not plain")
+    return texts
+
+
+_CSV_PLAIN: dict[str, Callable[[list[str]], list[Any]]] = {
+    "float": _plain_floats, "int": _plain_ints, "bool": _plain_bools, "str": _plain_strings}
+
+
+def rows_from_csv(body: bytes, schema: list[Column], max_rows: int) -> list[dict[str, Any]]:
+    """Rows from CSV with a header line (MLflow's text/csv): each schema column read as its
+    dtype, an empty field as null; other columns are left out, as in JSON."""
+    header, records = _csv_table(body, max_rows)
+    where = {col.name: _csv_index(header, col) for col in schema}
+    return [{col.name: _csv_value(record[where[col.name]], col, number)
+             for col in schema} for number, record in enumerate(records, start=2)]
+
+
+def _csv_index(header: list[str], col: Column) -> int:
+    if col.name not in header:
+        raise SchemaMismatchError(col.name, f"column '{col.name}' is missing from the CSV header")
+    return header.index(col.name)
+
+
+def _csv_value(text: str, col: Column, line: int) -> Any:
+    if text == "":
+        return None
+    where = f"column '{col.name}', CSV line {line}"
+    if col.dtype == "str":
+        return text
+    if col.dtype == "bool":
+        if text.lower() not in ("true", "false"):
+            raise SchemaMismatchError(col.name, f"{where}: expects bool, got {describe(text)}")
+        return text.lower() == "true"
+    try:
+        value = bounded_int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
+    except ValueError:
+        raise SchemaMismatchError(col.name, f"{where}: expects {col.dtype}, got "
+                                            f"{describe(text)}") from None
+    except ScoringRequestError as exc:
+        raise ScoringRequestError(f"{where}: {exc}", col.name) from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ScoringRequestError(f"{where}: {describe(text)} is not a finite number", col.name)
+    return value
+
+
+# ---- MLflow's answers -------------------------------------------------------------------------
+
+def mlflow_predictions(predictions: np.ndarray | list[Any]) -> bytes:
+    """`{"predictions": [...]}` as MLflow's server answers (NaN and infinities as null, where
+    MLflow writes JSON that is not JSON)."""
+    try:
+        return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # arrays of strings or objects, arrays that are not contiguous
+        return orjson.dumps({"predictions": np.asarray(predictions).tolist()},
+                            option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def mlflow_error(exc: Exception) -> tuple[int, dict[str, str]]:
+    """The status and body MLflow's server would answer. MLflow's codes: INVALID_PARAMETER_VALUE
+    when the data does not fit the model's schema (mlflow/pyfunc/__init__.py,
+    _validate_prediction_input), BAD_REQUEST for a request it cannot read (scoring_server,
+    proto_json_utils.MlflowInvalidInputException); 413, 415, 404 and 500 in the same shape."""
+    status = error_status(exc)
+    code = _MLFLOW_CODES[status]
+    if isinstance(exc, SchemaMismatchError):
+        code = "INVALID_PARAMETER_VALUE"
+    return status, {"error_code": code, "message": error_message(exc)}
+
+
+# ---- rows (batch scoring, evaluation, package samples) ------------------------------------------
 
 def rows_from_body(body: bytes, media: str, schema: list[Column], limits: RequestLimits
                    ) -> list[dict[str, Any]]:
@@ -73,42 +370,6 @@ def rows_from_body(body: bytes, media: str, schema: list[Column], limits: Reques
     rows = rows_from_request(parse_json(body))
     check_rows(len(rows), limits.max_rows)
     return rows
-
-
-def check_rows(count: int, max_rows: int) -> None:
-    if count > max_rows:
-        raise RequestTooLargeError(f"{count} rows; a request takes at most {max_rows} rows "
-                                   "(MLC_MAX_ROWS)")
-
-
-def parse_json(body: bytes) -> Any:
-    """JSON with every number in range; NaN and Infinity (which JSON does not have, but
-    Python's parser takes) are refused, and so is nesting deeper than the parser recurses
-    (the formats need three levels; a deeper cell value is a schema mismatch)."""
-    try:
-        return json.loads(body, parse_constant=_refuse_constant, parse_int=_parse_int,
-                          parse_float=_parse_float)
-    except RecursionError:
-        raise ScoringRequestError("JSON nested too deep (arrays or objects more than "
-                                  f"{sys.getrecursionlimit()} levels deep)") from None
-
-
-def _refuse_constant(name: str) -> float:
-    raise ScoringRequestError(f"{name} is not a number JSON has; send null for a missing value")
-
-
-def _parse_int(text: str) -> int:
-    if len(text.lstrip("-")) > MAX_DIGITS:
-        raise ScoringRequestError(f"a number of {len(text.lstrip('-'))} digits is out of range "
-                                  "for every column type")
-    return int(text)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ScoringRequestError(f"the number {text[:40]} is out of range for a float")
-    return value
 
 
 def rows_from_request(body: Any) -> list[dict[str, Any]]:
@@ -133,124 +394,3 @@ def rows_from_request(body: Any) -> list[dict[str, Any]]:
     raise ValueError("body needs 'dataframe_split' or 'dataframe_records'")
 
 
-def rows_from_csv(body: bytes, schema: list[Column], max_rows: int) -> list[dict[str, Any]]:
-    """Rows from CSV with a header line (MLflow's text/csv): each schema column read as its
-    dtype, an empty field as null; other columns are left out, as in JSON."""
-    try:
-        lines = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ValueError(f"not CSV: {exc}") from exc
-    if not lines:
-        raise ValueError("CSV body is empty; send a header line and rows")
-    header, records = lines[0], lines[1:]
-    check_rows(len(records), max_rows)
-    for number, record in enumerate(records, start=2):
-        if len(record) != len(header):
-            raise ValueError(f"CSV line {number} has {len(record)} fields; the header has "
-                             f"{len(header)}")
-    where = {col.name: _csv_index(header, col) for col in schema}
-    return [{col.name: _csv_value(record[where[col.name]], col, number)
-             for col in schema} for number, record in enumerate(records, start=2)]
-
-
-def _csv_index(header: list[str], col: Column) -> int:
-    if col.name not in header:
-        raise SchemaMismatchError(col.name, f"column '{col.name}' is missing from the CSV header")
-    return header.index(col.name)
-
-
-def _csv_value(text: str, col: Column, line: int) -> Any:
-    if text == "":
-        return None
-    where = f"column '{col.name}', CSV line {line}"
-    if col.dtype == "str":
-        return text
-    if col.dtype == "bool":
-        if text.lower() not in ("true", "false"):
-            raise SchemaMismatchError(col.name, f"{where}: expects bool, got {_short(text)}")
-        return text.lower() == "true"
-    try:
-        value = _parse_int(text) if re.fullmatch(r"[+-]?\d+", text) else float(text)
-    except ValueError:
-        raise SchemaMismatchError(col.name, f"{where}: expects {col.dtype}, got "
-                                            f"{_short(text)}") from None
-    except ScoringRequestError as exc:
-        raise ScoringRequestError(f"{where}: {exc}", col.name) from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ScoringRequestError(f"{where}: {_short(text)} is not a finite number", col.name)
-    return value
-
-
-def frame_from_rows(rows: list[dict[str, Any]], schema: list[Column]) -> pd.DataFrame:
-    """A frame with exactly the schema's columns in order and dtypes; SchemaMismatchError names
-    the first column that is missing or holds a value of the wrong type, ScoringRequestError
-    one with a number out of range for its dtype. Other columns are never read."""
-    if not rows:
-        raise SchemaMismatchError("", "no rows to score")
-    return pd.DataFrame({col.name: _column(rows, col) for col in schema})
-
-
-def _column(rows: list[dict[str, Any]], col: Column) -> pd.Series:
-    if not any(col.name in row for row in rows):
-        raise SchemaMismatchError(col.name, f"column '{col.name}' is missing")
-    values = [row.get(col.name) for row in rows]
-    present = [v for v in values if not _is_null(v)]
-    if len(present) < len(values) and not col.nullable:
-        raise SchemaMismatchError(col.name, f"column '{col.name}' has empty values")
-    bad = next((v for v in present if not _fits(v, col.dtype)), None)
-    if bad is not None:
-        raise SchemaMismatchError(
-            col.name, f"column '{col.name}' expects {col.dtype}, got {_short(bad)}"
-        )
-    out_of_range = next((v for v in present if not _in_range(v, col.dtype)), None)
-    if out_of_range is not None:
-        raise ScoringRequestError(f"column '{col.name}': {_short(out_of_range)} is out of range "
-                                  f"for {col.dtype}", col.name)
-    return _series(values, col.dtype, has_nulls=len(present) < len(values))
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _fits(value: Any, dtype: Dtype) -> bool:
-    if isinstance(value, bool | np.bool_):
-        return dtype == "bool"
-    if dtype == "float":
-        return isinstance(value, int | float | np.integer | np.floating)
-    if dtype == "int":
-        return isinstance(value, int | np.integer) or (
-            isinstance(value, float | np.floating) and float(value).is_integer()
-        )
-    if dtype == "str":
-        return isinstance(value, str)
-    return False
-
-
-def _in_range(value: Any, dtype: Dtype) -> bool:
-    """A value that fits the dtype also fits its storage: finite float64, or int64."""
-    if dtype == "float":
-        try:
-            return math.isfinite(float(value))
-        except OverflowError:
-            return False
-    if dtype == "int":
-        return INT64[0] <= int(value) <= INT64[1]
-    return True
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
-
-
-def _series(values: list[Any], dtype: Dtype, has_nulls: bool) -> pd.Series:
-    values = [None if _is_null(v) else v for v in values]
-    if dtype == "float":
-        return pd.Series(values, dtype="float64")
-    if dtype == "int":
-        return pd.Series([None if v is None else int(v) for v in values],
-                         dtype="Int64" if has_nulls else "int64")
-    if dtype == "bool":
-        return pd.Series(values, dtype="boolean" if has_nulls else "bool")
-    return pd.Series(values, dtype=object)

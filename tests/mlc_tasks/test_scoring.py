@@ -1,7 +1,10 @@
 """Scoring input against the input schema: every bad column is named."""
 
 import json
+import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlc_tasks.errors import (
@@ -16,9 +19,11 @@ from mlc_tasks.scoring import (
     frame_from_rows,
     media_type,
     parse_json,
+    read_mlflow,
     rows_from_body,
     rows_from_request,
 )
+from mlc_tasks.scoring_input import build_input, validate_column
 
 SCHEMA = [Column(name="income", dtype="float"), Column(name="age", dtype="int"),
           Column(name="region", dtype="str"), Column(name="member", dtype="bool"),
@@ -182,3 +187,108 @@ def test_bad_csv_names_the_column(replace: tuple[str, str], column: str, error: 
 def test_malformed_csv(body: bytes, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         rows_from_body(body, "text/csv", SCHEMA, LIMITS)
+
+
+# ---- ScoringInput: columns validated one by one, the frame built once ------------------------
+
+def reference_frame(rows: list[dict], schema: list[Column]) -> pd.DataFrame:
+    """The frame as frame_from_rows built it before columns were validated as arrays: one pandas
+    Series per column through the public constructor."""
+    def series(col: Column) -> pd.Series:
+        values = [row.get(col.name) for row in rows]
+        values = [None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+                  for v in values]
+        nulls = None in values
+        if col.dtype == "float":
+            return pd.Series(values, dtype="float64")
+        if col.dtype == "int":
+            return pd.Series([None if v is None else int(v) for v in values],
+                             dtype="Int64" if nulls else "int64")
+        if col.dtype == "bool":
+            return pd.Series(values, dtype="boolean" if nulls else "bool")
+        return pd.Series(values, dtype=object)
+    return pd.DataFrame({col.name: series(col) for col in schema})
+
+
+NULLABLE = [Column(name=c.name, dtype=c.dtype, nullable=True) for c in SCHEMA]
+
+
+@pytest.mark.parametrize(("rows", "schema"), [
+    ([GOOD], SCHEMA),
+    ([GOOD, {**GOOD, "income": 7, "age": 30.0, "extra": [1]}] * 50, SCHEMA),
+    ([{**GOOD, "income": np.float32(1.5), "age": np.int16(3), "member": np.bool_(False)}],
+     SCHEMA),
+    ([GOOD, {"income": None, "age": None, "region": None, "member": None, "note": "x"}], NULLABLE),
+    ([GOOD, {"income": float("nan"), "age": 2, "region": "x", "member": True}], NULLABLE),
+])
+def test_the_frame_is_the_one_the_public_constructor_builds(rows: list[dict],
+                                                            schema: list[Column]) -> None:
+    pd.testing.assert_frame_equal(frame_from_rows(rows, schema), reference_frame(rows, schema),
+                                  check_index_type=True, check_column_type=True, check_exact=True)
+
+
+def test_columns_are_the_schema_columns_as_arrays_and_the_frame_is_built_once() -> None:
+    body = json.dumps({"dataframe_split": {"columns": ["extra", *GOOD], "data": [
+        [1, *GOOD.values()], [2, 7, 40, "us", False, "hi"]]}}).encode()
+    scoring = read_mlflow(body, "application/json", SCHEMA, LIMITS)
+    assert list(scoring.columns) == [c.name for c in SCHEMA]
+    assert {n: a.dtype.str for n, a in scoring.columns.items()} == {
+        "income": "<f8", "age": "<i8", "region": "|O", "member": "|b1", "note": "|O"}
+    assert scoring.columns["income"].tolist() == [100.5, 7.0] and scoring.rows == 2
+    assert scoring.columns["note"].tolist() == [None, "hi"] and scoring.has_nulls
+    assert scoring.frame() is scoring.frame()
+    assert str(scoring.frame()["note"].dtype) == "object"
+
+
+def test_a_column_without_nulls_holds_plain_arrays_the_predictor_can_use() -> None:
+    rows = [{"income": 1, "age": 2, "region": "eu", "member": True, "note": "n"}]
+    scoring = build_input(SCHEMA, 1, lambda name: [rows[0][name]], {})
+    assert not scoring.has_nulls
+    assert [a.dtype.kind for a in scoring.columns.values()] == ["f", "i", "O", "b", "O"]
+
+
+@pytest.mark.parametrize(("values", "col", "error", "message"), [
+    ([1.0, "2"], Column(name="x", dtype="float"), SchemaMismatchError, "expects float, got '2'"),
+    ([1, True], Column(name="x", dtype="int"), SchemaMismatchError, "expects int, got True"),
+    ([1, 2**63], Column(name="x", dtype="int"), ScoringRequestError, "out of range for int"),
+    ([1.0, 10**400], Column(name="x", dtype="float"), ScoringRequestError, "out of range"),
+    ([1.0, None], Column(name="x", dtype="float"), SchemaMismatchError, "has empty values"),
+    (["a", [[["deep"]]]], Column(name="x", dtype="str"), SchemaMismatchError,
+     r"expects str, got a list \(1 items\)"),
+])
+def test_the_fast_way_refuses_what_the_slow_way_does(values: list, col: Column, error: type,
+                                                     message: str) -> None:
+    with pytest.raises(error, match=message) as info:
+        validate_column(values, col)
+    assert info.value.column == "x"
+
+
+def test_json_reads_every_integer_exactly() -> None:
+    """orjson turns integers past 64 bits into floats; -(2**63)-1 would round to -(2**63), an
+    int64, and slip through: such bodies are read again exactly."""
+    body = b'{"inputs": {"age": [-9223372036854775809]}}'
+    with pytest.raises(ScoringRequestError, match="out of range for int"):
+        read_mlflow(body, "application/json", [Column(name="age", dtype="int")], LIMITS)
+    assert parse_json(b"[123456789012345678901234567890]") == [123456789012345678901234567890]
+    assert parse_json(b'{"a": [1.5, "x"]}') == {"a": [1.5, "x"]}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"a": "\\ud800"}', "surrogate"),  # orjson refuses, json reads: refused
+    (b"\xef\xbb\xbf{}", "BOM|unexpected character"), (b"{not json", "Expecting property name"),
+    ('{"a": 1}'.encode("utf-16"), "UTF-8|unexpected"),
+])
+def test_what_is_not_json_is_a_value_error(body: bytes, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_json(body)
+
+
+def test_a_csv_of_a_million_lines_is_refused_before_it_is_read_whole() -> None:
+    body = b"income\n" + b"1\n" * 1_000_000
+    with pytest.raises(RequestTooLargeError, match="at least 4 rows"):
+        rows_from_body(body, "text/csv", SCHEMA, LIMITS)
+
+
+def test_csv_with_a_byte_order_mark_reads_its_header() -> None:
+    rows = rows_from_body(b"\xef\xbb\xbf" + CSV_GOOD.encode(), "text/csv", SCHEMA, LIMITS)
+    assert rows[0]["region"] == "eu"
