@@ -16,32 +16,40 @@ import numpy as np
 
 from mlc_tasks.artifacts import fetch_verified
 from mlc_tasks.errors import InvalidInputError, UnsafeArtifactError
+from mlc_tasks.fast_predict import FastPredictor, compile_predictor
+from mlc_tasks.open_inference import v2_datatype
 from mlc_tasks.runtimes import DeployRequest
-from mlc_tasks.scoring import frame_from_rows
+from mlc_tasks.scoring import ScoringInput, frame_from_rows
 from mlc_tasks.serialization import load_artifact
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """One version in memory, ready to score."""
+    """One version in memory, ready to score: through its compiled predictor (proven equal to
+    the model on its sample rows and probes at load) when the model allows it and a request
+    holds no nulls, else through the model itself on a frame."""
 
     request: DeployRequest
     model: Any
     loaded_at: datetime
     memory_bytes: int
+    fast: FastPredictor | None = None
+    output_type: str | None = None  # the Open Inference datatype of its predictions
 
     @property
     def version_id(self) -> str:
         return self.request.version_id
 
-    def predict(self, frame: Any) -> np.ndarray:
-        return np.asarray(self.model.predict(frame))
+    def predict(self, scoring: ScoringInput) -> np.ndarray:
+        if self.fast is not None and not scoring.has_nulls:
+            return self.fast.predict(scoring.columns)
+        return np.asarray(self.model.predict(scoring.frame()))
 
     def summary(self) -> dict[str, Any]:
         r = self.request
         return {"version_id": r.version_id, "model": r.model, "number": r.number,
                 "artifact_sha256": r.artifact_sha256, "deployed_at": self.loaded_at.isoformat(),
-                "memory_bytes": self.memory_bytes}
+                "memory_bytes": self.memory_bytes, "compiled": self.fast is not None}
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,14 @@ def load_version(request: DeployRequest, reviewed_types: Iterable[str]) -> Loade
         raise UnsafeArtifactError(f"types not reviewed on this runtime: {unreviewed}")
     data = fetch_verified(request.artifact_uri, request.artifact_sha256)
     model = load_artifact(data, request.artifact_uri, request.trusted_types, sorted(reviewed))
-    loaded = Loaded(request, model, datetime.now(UTC), object_bytes(model))
     try:
-        loaded.predict(frame_from_rows(request.sample_rows, request.input_schema))
+        sample = frame_from_rows(request.sample_rows, request.input_schema)
+        predictions = np.asarray(model.predict(sample))
     except Exception as exc:
         raise InvalidInputError(f"warm-up on the sample rows failed: {exc}") from exc
-    return loaded
+    return Loaded(request, model, datetime.now(UTC), object_bytes(model),
+                  compile_predictor(model, request.input_schema, sample),
+                  v2_datatype(predictions.dtype))
 
 
 def object_bytes(root: Any) -> int:

@@ -15,7 +15,7 @@ import logging
 import platform
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from typing import Annotated, Any
 import numpy as np
 import sklearn
 import skops
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.runtime_capture import CaptureQueue
 from deployments.runtime_fleet import (
     Fleet,
     FleetState,
@@ -41,30 +42,21 @@ from deployments.runtime_fleet import (
     without_version,
 )
 from deployments.runtime_models import Loaded, ModelTable, load_version
+from deployments.runtime_scoring import NotServing, add_scoring_routes
 from mlc_tasks import lifecycle, runtimes
-from mlc_tasks.capture import InputCapture
 from mlc_tasks.errors import (
     DeployRefusedError,
     InvalidInputError,
     MlcError,
     NotFoundError,
-    RequestTooLargeError,
     RuntimeFullError,
     RuntimeUnavailableError,
-    SchemaMismatchError,
     ScoringRequestError,
-    UnsupportedMediaTypeError,
 )
 from mlc_tasks.registry import Registry
 from mlc_tasks.run_requests import BUILT_IN_PROD, is_production
-from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest
-from mlc_tasks.scoring import (
-    RequestLimits,
-    frame_from_rows,
-    media_type,
-    rows_from_body,
-    too_large,
-)
+from mlc_tasks.runtimes import DeployRequest
+from mlc_tasks.scoring import RequestLimits, too_large
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +68,9 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(
 class BoundedBody:
     """ASGI middleware: no route reads more than `limit` body bytes (FastAPI reads a body
     before it checks the caller's token). A declared Content-Length over the limit is answered
-    413 before anything is read; a longer stream is cut off at the chunk that passes it (FastAPI
-    passes on an HTTPException raised while it reads)."""
+    413 before anything is read (in the shape of the route's protocol); a longer stream is cut
+    off at the chunk that passes it (FastAPI passes on an HTTPException raised while it reads;
+    the scoring routes answer it in their protocol's shape)."""
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -88,7 +81,10 @@ class BoundedBody:
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
-            answer = JSONResponse({"detail": too_large(int(declared), self.limit)}, 413)
+            message = too_large(int(declared), self.limit)
+            answer = JSONResponse({"error": message} if scope["path"].startswith("/v2/") else
+                                  {"error_code": "REQUEST_LIMIT_EXCEEDED", "message": message,
+                                   "detail": message}, 413)
             await answer(scope, receive, send)
             return
         seen = 0
@@ -233,60 +229,19 @@ class Runtime:
         if len(slots) == 1:
             return next(iter(slots.values())).current
         if not slots:
-            raise ServingError(503, f"runtime {self.spec.name} serves no model yet")
-        raise ServingError(400, f"runtime {self.spec.name} serves {len(slots)} models "
-                                f"({', '.join(sorted(slots))}): POST to "
-                                "/models/{name}/invocations")
+            raise NotServing(f"runtime {self.spec.name} serves no model yet")
+        raise ScoringRequestError(f"runtime {self.spec.name} serves {len(slots)} models "
+                                  f"({', '.join(sorted(slots))}): POST to "
+                                  "/models/{name}/invocations")
 
     def model(self, name: str) -> Loaded:
         served = self.table.get(name)
         if served is None:
-            raise ServingError(404, f"runtime {self.spec.name} serves no model '{name}'")
+            raise NotFoundError(f"runtime {self.spec.name} serves no model '{name[:100]}'")
         return served
 
 
-class ServingError(Exception):
-    """A scoring request for a model this runtime does not (or not unambiguously) serve."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def predict(served: Loaded, rows: list[dict[str, Any]], capture: InputCapture | None = None
-            ) -> list[Any]:
-    frame = frame_from_rows(rows, served.request.input_schema)
-    predictions: list[Any] = served.predict(frame).tolist()
-    if capture is not None:
-        try:  # the drift monitor's "recent scoring inputs"; never fails a prediction
-            capture.record(served.request.model, served.request.number, frame)
-        except OSError as exc:
-            log.warning("scoring inputs not captured: %s", exc)
-    return predictions
-
-
-def score(served: Loaded, media: str, body: bytes, limits: RequestLimits,
-          capture: InputCapture | None) -> list[Any]:
-    rows = rows_from_body(body, media, served.request.input_schema, limits)
-    return predict(served, rows, capture)
-
-
-def scoring_refusal(exc: Exception) -> HTTPException:
-    """The answer to a scoring request the runtime will not score: 413 over a limit, 415 a
-    media type it does not read, 400 too deep or out of range, 422 not fitting the schema or
-    malformed."""
-    if isinstance(exc, RequestTooLargeError):
-        return HTTPException(413, str(exc))
-    if isinstance(exc, UnsupportedMediaTypeError):
-        return HTTPException(415, str(exc))
-    if isinstance(exc, ScoringRequestError):
-        return HTTPException(400, {"column": exc.column, "message": str(exc)})
-    if isinstance(exc, SchemaMismatchError):
-        return HTTPException(422, {"column": exc.column, "message": str(exc)})
-    return HTTPException(422, str(exc))
-
-
-def create_app(spec: RuntimeSpec, registry: Registry, capture: InputCapture | None = None,
+def create_app(spec: RuntimeSpec, registry: Registry, capture: CaptureQueue | None = None,
                fleet_dir: Path | None = None) -> FastAPI:
     """The runtime app (one worker of it): it registers itself, joins its fellow workers in
     `fleet_dir` (the first of a start restores what the registry says it serves), beats its
@@ -316,6 +271,8 @@ def create_app(spec: RuntimeSpec, registry: Registry, capture: InputCapture | No
         yield
         stop.set()
         runtime.fleet.stop()
+        if capture is not None:
+            capture.close()
         if own_dir is not None:
             own_dir.cleanup()
 
@@ -346,27 +303,7 @@ def create_app(spec: RuntimeSpec, registry: Registry, capture: InputCapture | No
         runtime.unload(model, body.version_id)
         return {"model": model, "unloaded": body.version_id}
 
-    async def invoke(http: Request, served: Loaded) -> dict[str, Any]:
-        try:
-            media = media_type(http.headers.get("content-type"))
-            body = await http.body()  # bounded by BoundedBody
-            # only our own checks, which hold the admin token, may score without being kept
-            smoke = http.headers.get(SMOKE_TEST_HEADER) and is_admin(
-                http.headers.get("authorization"))
-            predictions = await run_in_threadpool(score, served, media, body, limits,
-                                                  None if smoke else capture)
-        except (InvalidInputError, ValueError, TypeError) as exc:  # TypeError: malformed body
-            raise scoring_refusal(exc) from exc
-        return {"predictions": predictions}
-
-    @app.post("/invocations")
-    async def invocations(http: Request) -> dict[str, Any]:
-        return await invoke(http, _serving(runtime.one_model))
-
-    @app.post("/models/{name}/invocations")
-    async def model_invocations(name: str, http: Request) -> dict[str, Any]:
-        return await invoke(http, _serving(lambda: runtime.model(name)))
-
+    add_scoring_routes(app, runtime, limits, capture, is_admin)
     return app
 
 
@@ -374,13 +311,6 @@ class UnloadBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version_id: str
-
-
-def _serving(find: Callable[[], Loaded]) -> Loaded:
-    try:
-        return find()
-    except ServingError as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
 
 
 def _beat(runtime: Runtime, stop: threading.Event) -> None:

@@ -48,6 +48,7 @@ def serve(name: str, tags: dict[str, str], url: str, port: int, workers: int) ->
 
 def worker_app() -> Any:
     """The app of one worker process (uvicorn's factory)."""
+    from deployments.runtime_capture import CaptureQueue
     from deployments.runtime_server import RuntimeSpec, create_app
     from mlc_tasks.capture import InputCapture
     from mlc_tasks.resources import Resources
@@ -69,7 +70,7 @@ def worker_app() -> Any:
         prod=ctx.policy().deployment.prod,
         limits=RequestLimits(max_bytes=settings.max_request_bytes, max_rows=settings.max_rows),
         heartbeat_seconds=settings.heartbeat_seconds, max_models=settings.runtime_max_models)
-    return create_app(spec, ctx.registry, capture, fleet_dir)
+    return create_app(spec, ctx.registry, CaptureQueue(capture), fleet_dir)
 
 
 def claim_slot(fleet_dir: Path, workers: int) -> int:

@@ -107,12 +107,12 @@ def examples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled example packages, generated once per session (data and artifacts)."""
     target = examples_root(tmp_path_factory)
     target.mkdir()
-    for name in ("credit-risk", "house-prices"):
+    names = ("credit-risk", "house-prices", "house-prices-v2")
+    for name in names:
         shutil.copytree(REPO / "examples" / name, target / name,
                         ignore=shutil.ignore_patterns("data", "model.skops"))
     subprocess.run([sys.executable, str(REPO / "examples" / "generate.py"),
-                    str(target / "credit-risk"), str(target / "house-prices")],
-                   check=True, capture_output=True)
+                    *(str(target / name) for name in names)], check=True, capture_output=True)
     return target
 
 
@@ -163,13 +163,14 @@ class RuntimeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.env_extra: dict[str, str] = {}
 
     def start(self) -> RuntimeProcess:
         self.log = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block it
         self.process = subprocess.Popen(
             [mlc_bin(), "runtime", "start", self.name, "--tags", self.tags, "--port",
-             str(self.port), "--workers", str(self.workers)], env=mlc_env(self.settings),
-            stderr=self.log)
+             str(self.port), "--workers", str(self.workers)],
+            env={**mlc_env(self.settings), **self.env_extra}, stderr=self.log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -18,8 +18,8 @@ from mlc_tasks.settings import MlcSettings
 from tests.conftest import ApiProcess, enroll, mlc_bin, mlc_env, runtime_serving
 from tests.mlc_tasks.audit_attack import rewrite_chain, truncate_chain
 
-COMMANDS = [[], ["submit"], ["import-mlflow"], ["models"], ["versions"], ["runtimes"], ["deploy"], ["audit"],
-            ["deployments"],
+COMMANDS = [[], ["submit"], ["import-mlflow"], ["models"], ["versions"], ["runtimes"],
+            ["deploy"], ["audit"], ["deployments"],
             ["up"], ["runtime"], ["runtime", "start"], ["tasks"], ["approve"], ["reject"],
             ["review"], ["rollback"], ["people"], ["people", "enroll"], ["login"],
             ["model", "update"], ["retrain"], ["alerts", "ack"]]

@@ -22,12 +22,18 @@ from sqlalchemy import update
 
 from deployments.runtime_server import BoundedBody
 from mlc_tasks.artifacts import ArtifactStore
-from mlc_tasks.errors import MlcError, RuntimeUnavailableError
+from mlc_tasks.errors import MlcError, RuntimeFullError, RuntimeUnavailableError
 from mlc_tasks.lifecycle import State
 from mlc_tasks.registry import Registry, VersionRecord
 from mlc_tasks.registry.tables import VersionRow
 from mlc_tasks.resources import Resources
-from mlc_tasks.runtimes import SMOKE_TEST_HEADER, DeployRequest, RuntimeClient, deploy_version
+from mlc_tasks.runtimes import (
+    SMOKE_TEST_HEADER,
+    DeployRequest,
+    RuntimeClient,
+    deploy_version,
+    retire_version,
+)
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
 from tests.conftest import TOKEN, RuntimeProcess, mlc_bin, mlc_env
@@ -83,11 +89,8 @@ def test_deploy_then_predict_mlflow_style(start_runtime, local_registry, version
     assert split == by_records and len(split["predictions"]) == 3
     assert set(split["predictions"]) <= {0, 1}
     # the two requests above are kept for the drift monitor; the deploy's smoke test is not
-    captured = list((runtime.settings.capture_dir() / "credit-risk" / "v1").glob("*/qa.csv"))
-    assert len(captured) == 1
-    kept = pd.read_csv(captured[0])
-    assert len(kept) == 6 and list(kept.columns) == [c.name for c in
-                                                     versions["credit-risk"].input_schema]
+    kept = captured_rows(runtime, 6)
+    assert list(kept.columns) == [c.name for c in versions["credit-risk"].input_schema]
 
 
 @pytest.mark.parametrize(
@@ -95,7 +98,8 @@ def test_deploy_then_predict_mlflow_style(start_runtime, local_registry, version
     [({"drop": "age"}, "age"), ({"set": ("income", "lots")}, "income"),
      ({"set": ("employment_years", 2.5)}, "employment_years")],
 )
-def test_bad_input_is_422_naming_the_column(start_runtime, local_registry, versions,
+def test_bad_input_is_400_in_mlflows_shape_naming_the_column(start_runtime, local_registry,
+                                                            versions,
                                             examples_dir, change, column) -> None:
     runtime = start_runtime()
     deploy(local_registry, runtime, versions["credit-risk"])
@@ -106,9 +110,9 @@ def test_bad_input_is_422_naming_the_column(start_runtime, local_registry, versi
     else:
         row[change["set"][0]] = change["set"][1]
     response = httpx.post(f"{runtime.url}/invocations", json={"dataframe_records": [row]})
-    assert response.status_code == 422
-    assert response.json()["detail"]["column"] == column
-    assert column in response.json()["detail"]["message"]
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert f"column '{column}'" in response.json()["message"]
 
 
 def test_admin_endpoints_need_the_token(start_runtime, versions) -> None:
@@ -283,14 +287,16 @@ def test_runtime_restarted_as_prod_does_not_restore_an_unapproved_version(
     assert httpx.get(f"{runtime.url}/health").json()["models"] == {}
 
 
-def test_malformed_bodies_are_422(start_runtime, local_registry, versions) -> None:
+def test_malformed_bodies_are_400_bad_request(start_runtime, local_registry, versions) -> None:
     runtime = start_runtime()
     deploy(local_registry, runtime, versions["credit-risk"])
     for body in ({"dataframe_split": {"columns": ["a"], "data": [5]}}, {"rows": []}, [1]):
-        assert httpx.post(f"{runtime.url}/invocations", json=body).status_code == 422
+        answer = httpx.post(f"{runtime.url}/invocations", json=body)
+        assert answer.status_code == 400 and answer.json()["error_code"] in (
+            "BAD_REQUEST", "INVALID_PARAMETER_VALUE"), answer.text
     bad_json = httpx.post(f"{runtime.url}/invocations", content=b"{not json",
                           headers={"Content-Type": "application/json"})
-    assert bad_json.status_code == 422
+    assert bad_json.status_code == 400 and bad_json.json()["error_code"] == "BAD_REQUEST"
 
 
 # ---- runtimes check what they are told --------------------------------------------------------
@@ -301,6 +307,19 @@ def bearer(token: str) -> dict[str, str]:
 
 def health(runtime) -> dict:
     return httpx.get(f"{runtime.url}/health").json()
+
+
+def captured_rows(runtime, count: int, model: str = "credit-risk") -> pd.DataFrame:
+    """The scoring inputs the runtime kept (written off the request path): once `count` rows
+    are there, and then no more."""
+    deadline = time.monotonic() + 30
+    while True:
+        files = list((runtime.settings.capture_dir() / model / "v1").glob("*/qa.csv"))
+        kept = pd.concat([pd.read_csv(f) for f in files]) if files else pd.DataFrame()
+        if len(kept) >= count or time.monotonic() > deadline:
+            assert len(kept) == count, f"{len(kept)} rows kept, not {count}"
+            return kept
+        time.sleep(0.1)
 
 
 def served(runtime, model: str) -> dict:
@@ -408,8 +427,7 @@ def test_the_smoke_test_header_counts_only_with_the_admin_token(start_runtime, l
         answer = httpx.post(f"{runtime.url}/invocations", json=sample(examples_dir),
                             headers=headers)
         assert answer.status_code == 200
-    [captured] = (runtime.settings.capture_dir() / "credit-risk" / "v1").glob("*/qa.csv")
-    assert len(pd.read_csv(captured)) == 6  # the two without the token are ordinary traffic
+    assert len(captured_rows(runtime, 6)) == 6  # the two without the token: ordinary traffic
 
 
 def test_a_runtime_cannot_move_to_another_url_unless_an_admin_repins_it(
@@ -473,9 +491,9 @@ def refusals(columns: list[str]) -> list[tuple[bytes, str, int, str]]:
         (records_body(age=2**63), "application/json", 400, "column 'age'"),
         (f"{csv_head}\ninf,0.2,40,3,north\n".encode(), "text/csv", 400,
          "column 'income', CSV line 2: 'inf' is not a finite number"),
-        (f"{csv_head}\nlots,0.2,40,3,north\n".encode(), "text/csv", 422,
+        (f"{csv_head}\nlots,0.2,40,3,north\n".encode(), "text/csv", 400,
          "column 'income', CSV line 2: expects float, got 'lots'"),
-        (b"income,age\n1,2\n", "text/csv", 422, "column 'debt_ratio' is missing"),
+        (b"income,age\n1,2\n", "text/csv", 400, "column 'debt_ratio' is missing"),
     ]
 
 
@@ -571,3 +589,49 @@ def test_a_body_is_read_only_up_to_the_limit_even_where_the_token_is_wrong() -> 
     assert call(app, [b'{"rows": ', b"[1]}"]) == (401, 2)  # small: read, then refused
     assert call(app, [b"[1, 2, 3, "] * 100) == (413, 3)  # stopped at the chunk past the limit
     assert call(app, [b"[1, 2, 3, "] * 100, declared=1000) == (413, 0)  # nothing read
+
+
+# ---- retirement unloads; capacity refuses before anything changes ------------------------------
+
+def test_retiring_a_version_unloads_it_at_once_and_a_runtime_told_nothing_at_its_heartbeat(
+        start_runtime, local_registry, versions, local_settings) -> None:
+    prod = start_runtime("prod", "env=prod")
+    credit, house = (approve(local_registry, versions[n]) for n in ("credit-risk", "house-prices"))
+    for version in (credit, house):
+        deploy(local_registry, prod, version)
+    ctx = Resources(local_settings)
+    retired = retire_version(local_registry, ctx.runtime_client, local_registry.get_version(
+        "house-prices", 1), "rita", "superseded")
+    assert retired.state == State.RETIRED
+    assert list(health(prod)["models"]) == ["credit-risk"]  # unloaded before retire returned
+    assert [d.model for d in local_registry.served_on("prod")] == ["credit-risk"]
+    # retired behind the runtime's back (it is not told): its heartbeat (1 s here) unloads it
+    local_registry.transition(credit.id, State.RETIRED, "rita", "end of life")
+    deadline = time.monotonic() + 30
+    while health(prod)["models"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert health(prod)["models"] == {}
+    assert local_registry.verify_audit().ok
+
+
+def test_a_full_runtime_refuses_another_model_before_anything_changes(
+        local_settings, local_registry, versions) -> None:
+    runtime = RuntimeProcess(local_settings, "qa", "env=qa")
+    runtime.env_extra = {"MLC_RUNTIME_MAX_MODELS": "1"}
+    try:
+        runtime.start()
+        deploy(local_registry, runtime, versions["credit-risk"])
+        events = len(local_registry.audit_events())
+        with pytest.raises(RuntimeFullError, match=r"runtime qa serves 1 of its 1 models "
+                                                   r"\(MLC_RUNTIME_MAX_MODELS\); house-prices"):
+            deploy(local_registry, runtime, versions["house-prices"])
+        # the runtime itself refuses too, when asked directly
+        answer = httpx.post(f"{runtime.url}/admin/deploy", headers=bearer(TOKEN), json=(
+            DeployRequest.for_version(versions["house-prices"]).model_dump(mode="json")))
+        assert answer.status_code == 409 and "serves 1 of its 1 models" in answer.text
+        assert list(health(runtime)["models"]) == ["credit-risk"]
+        assert len(local_registry.audit_events()) == events
+        # a new version of a served model still fits
+        assert deploy(local_registry, runtime, versions["credit-risk"]) is None
+    finally:
+        runtime.stop()
