@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 examples: $(STAMP) sandbox
 	@echo "generating the example packages and their data (examples/)"
-	@$(BIN)/python examples/generate.py $(EXAMPLES)
+	@$(BIN)/python examples/generate.py $(EXAMPLES) examples/house-prices-v2
 
 # Starts the Prefect server, the qa and prod runtimes, serves every deployment and submits
 # the bundled examples. Ctrl-C stops all of it.
