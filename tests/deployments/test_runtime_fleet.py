@@ -63,14 +63,6 @@ def test_revert_and_retirement() -> None:
 
 # ---- a real runtime of two workers ----------------------------------------------------------
 
-@pytest.fixture
-def local_registry(local_settings: MlcSettings):
-    registry = Registry(local_settings.registry_url(),
-                        audit_key=local_settings.resolved_audit_key())
-    yield registry
-    registry.close()
-
-
 def submit(examples_dir: Path, registry: Registry, settings: MlcSettings, name: str):
     return submit_package(examples_dir / name, registry, ArtifactStore(settings.artifact_url()),
                           list(REVIEWED_TYPES), "ana")[0]

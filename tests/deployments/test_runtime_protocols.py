@@ -18,11 +18,10 @@ from tests.conftest import TOKEN
 
 
 @pytest.fixture
-def two_models(start_runtime, local_settings: MlcSettings, examples_dir: Path):
+def two_models(start_runtime, local_settings: MlcSettings, local_registry: Registry,
+               examples_dir: Path):
     """A QA runtime serving credit-risk:1 and house-prices:1, and their sample rows."""
-    registry = Registry(local_settings.registry_url(),
-                        audit_key=local_settings.resolved_audit_key())
-    runtime = start_runtime()
+    registry, runtime = local_registry, start_runtime()
     store = ArtifactStore(local_settings.artifact_url())
     for name in ("credit-risk", "house-prices"):
         version, _ = submit_package(examples_dir / name, registry, store, list(REVIEWED_TYPES),
@@ -31,8 +30,7 @@ def two_models(start_runtime, local_settings: MlcSettings, examples_dir: Path):
                        version, "ops")
     samples = {name: as_split(json.loads((examples_dir / name / "sample.json").read_text()))
                for name in ("credit-risk", "house-prices")}
-    yield runtime, samples
-    registry.close()
+    return runtime, samples
 
 
 def as_split(sample: dict) -> dict:

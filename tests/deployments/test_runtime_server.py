@@ -33,18 +33,11 @@ from mlc_tasks.runtimes import (
     RuntimeClient,
     deploy_version,
     retire_version,
+    rollback_target,
 )
 from mlc_tasks.settings import REVIEWED_TYPES, MlcSettings
 from mlc_tasks.submission import submit_package
 from tests.conftest import TOKEN, RuntimeProcess, mlc_bin, mlc_env
-
-
-@pytest.fixture
-def local_registry(local_settings: MlcSettings):
-    registry = Registry(local_settings.registry_url(),
-                        audit_key=local_settings.resolved_audit_key())
-    yield registry
-    registry.close()
 
 
 @pytest.fixture
@@ -214,6 +207,13 @@ def test_revert_only_to_a_version_the_registry_still_allows(
     deploy(local_registry, runtime, first)
     deploy(local_registry, runtime, second)
     assert health(runtime)["models"]["credit-risk"]["previous"]["number"] == 1
+    house = score(runtime, "house-prices", sample(examples_dir, "house-prices"))
+    # a rollback of credit-risk (what `mlc rollback` does: the version before, deployed again)
+    target = rollback_target(local_registry.deployments("credit-risk"), "qa")
+    assert target.version_number == 1 and deploy(local_registry, runtime, first)
+    assert served(runtime, "credit-risk")["number"] == 1
+    assert score(runtime, "house-prices", sample(examples_dir, "house-prices")) == house
+    deploy(local_registry, runtime, second)
     local_registry.transition(first.id, State.REJECTED, "risk-officer", "leaks the label")
     with pytest.raises(MlcError, match=r"refused \(409\).*credit-risk:1 as rejected"):
         RuntimeClient(runtime.url, TOKEN).revert("credit-risk")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -128,6 +129,25 @@ def test_the_ways_around_the_governed_path_are_closed(
         assert approved.returncode == 0, approved.stderr
         until(lambda: registry.get_version("credit-risk", 1).state == State.DEPLOYED,
               "credit-risk:1 in production")
+
+        # a second model joins credit-risk on the same production runtime (the README's way)
+        joined = mlc(ana, "submit", str(examples_dir / "house-prices-v2"))
+        assert joined.returncode == 0, joined.stderr
+        prod = f"http://127.0.0.1:{prod_port}"
+        until(lambda: set(httpx.get(f"{prod}/health").json()["models"]) == {
+            "credit-risk", "house-prices"}, "both models in production")
+        credit = httpx.post(f"{prod}/models/credit-risk/invocations", content=(
+            examples_dir / "credit-risk" / "sample.json").read_bytes(),
+            headers={"Content-Type": "application/json"})
+        assert credit.status_code == 200 and len(credit.json()["predictions"]) == 3
+        house = httpx.post(f"{prod}/v2/models/house-prices/infer", json={"inputs": [
+            {"name": "area_m2", "shape": [1], "datatype": "FP64", "data": [84.0]},
+            {"name": "rooms", "shape": [1], "datatype": "INT64", "data": [3]},
+            {"name": "age_years", "shape": [1], "datatype": "INT64", "data": [12]},
+            {"name": "city", "shape": [1], "datatype": "BYTES", "data": ["lyon"]}]})
+        assert house.status_code == 200, house.text
+        assert house.json()["outputs"][0]["data"][0] > 100_000
+        assert registry.get_version("house-prices", 1).state == State.DEPLOYED
 
         # 4. a retraining asked by event: data outside the model's location, a made-up trigger
         for data, trigger in (("/etc/hostname", "manual"),
