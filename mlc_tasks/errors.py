@@ -6,7 +6,8 @@
     │   │   └── GovernanceFieldError  a package that would change a model's type, risk
     │   │                               tier, owner, team or data location
     │   ├── SignatureError         a signed notification whose signature or timestamp does not hold
-    │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch
+    │   ├── UnsafeArtifactError    pickle/joblib, unreviewed skops types, sha256 mismatch, or
+    │   │                          data scikit-learn would read out of bounds (artifact_checks)
     │   ├── SchemaMismatchError    scoring input does not fit the version's input schema
     │   ├── ScoringRequestError    a scoring request too deep or with a number out of range (400)
     │   │   ├── RequestTooLargeError       body bytes or rows over the runtime's limit (413)

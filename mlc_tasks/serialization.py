@@ -15,6 +15,7 @@ from typing import Any
 
 import skops.io as sio
 
+from mlc_tasks.artifact_checks import check_loaded
 from mlc_tasks.errors import UnsafeArtifactError
 
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".sav", ".dill"}
@@ -60,16 +61,19 @@ def check_not_pickle(data: bytes, name: str) -> None:
 def load_artifact(data: bytes, name: str, recorded: list[str], reviewed: list[str]) -> Any:
     """Load a skops artifact trusting only skops' defaults and the types both recorded for the
     version and reviewed by this loading process's own installation: whatever a submitter's
-    environment said when the version was registered never counts on its own."""
+    environment said when the version was registered never counts on its own. The loaded model's
+    data is then checked (mlc_tasks/artifact_checks.py) before anyone can predict with it."""
     check_not_pickle(data, name)
     unreviewed = sorted(set(recorded) - set(reviewed))
     if unreviewed:
         raise UnsafeArtifactError(f"{name}: types not reviewed on this installation: "
                                   f"{', '.join(unreviewed)}; it is not loaded")
     try:
-        return sio.loads(data, trusted=sorted(set(recorded) & set(reviewed)))
+        model = sio.loads(data, trusted=sorted(set(recorded) & set(reviewed)))
     except Exception as exc:  # skops raises UntrustedTypesFoundException and parse errors
         raise UnsafeArtifactError(f"{name}: cannot be loaded safely: {exc}") from exc
+    check_loaded(model, name)  # the types are trusted; their arrays still have to hold together
+    return model
 
 
 def _schema_types(node: Any) -> set[str]:
