@@ -56,8 +56,8 @@ def approved(stack: Stack, package: Path, name: str, variants: int = 1) -> list[
     return found
 
 
-def serving(stack: Stack, env: str) -> str | None:
-    deployed = runtime_serving(stack.runtimes[env].url)
+def serving(stack: Stack, env: str, model: str) -> str | None:
+    deployed = runtime_serving(stack.runtimes[env].url, model)
     return deployed["version_id"] if deployed else None
 
 
@@ -79,7 +79,7 @@ def test_a_persons_request_deploys_to_production_once_as_them(md: Stack, package
     request = record_request(md.registry, RequestKind.DEPLOY, "manual-prod", RITA, asked)
     assert deploy_model("manual-prod", 1, PROD, "release by hand", request=request) == (
         "manual-prod:1 deployed on prod")
-    assert serving(md, "prod") == version.id
+    assert serving(md, "prod", version.model) == version.id
     [deployed] = md.registry.deployments("manual-prod")
     assert (deployed.deployed_by, deployed.reason) == (RITA, "release by hand")
     assert md.registry.get_version("manual-prod", 1).state == State.DEPLOYED
@@ -110,13 +110,13 @@ def test_a_request_is_not_a_key_to_production(md: Stack, package: Path, given: d
                            {"version": 1, "tags": {"env": "qa"}, "reason": "qa first"})
     params = {"model": name, "version": 1, "tags": {"env": "qa"}, "reason": "qa first",
               "request": asked, **given}
-    prod_before = serving(md, "prod")
+    prod_before = serving(md, "prod", name)
     with pytest.raises(DeployRefusedError, match=f"^request: .*{refusal.format(name=name)}"):
         deploy_model(**params)
     [refused] = refusals(md, params["model"], "deploy.refused")
     assert refused["request"] == params["request"]
     assert md.registry.deployments(name) == []
-    assert serving(md, "prod") == prod_before != version.id
+    assert serving(md, "prod", name) == prod_before != version.id
 
     assert deploy_model(name, 1, {"env": "qa"}, "qa first", request=asked) == (
         f"{name}:1 deployed on qa")
@@ -143,20 +143,20 @@ def test_rollback_model_puts_back_the_version_before_at_a_persons_request(
                             {"version": 1, "tags": PROD, "reason": "rollback"})
     with pytest.raises(DeployRefusedError, match="^request: no rollback was requested as"):
         rollback_model("manual-back", "prod", "rollback", request=deploy)
-    assert serving(md, "prod") == second.id
+    assert serving(md, "prod", "manual-back") == second.id
     assert [d["request"] for d in refusals(md, "manual-back", "rollback.refused")] == ["", deploy]
 
     request = record_request(md.registry, RequestKind.ROLLBACK, "manual-back", RITA,
                              {"env": "prod", "reason": "v2 scores badly"})
     assert rollback_model("manual-back", "prod", "v2 scores badly", request=request) == (
         "manual-back:1 back on prod")
-    assert serving(md, "prod") == first.id
+    assert serving(md, "prod", "manual-back") == first.id
     last = md.registry.deployments("manual-back")[-1]
     assert (last.version_number, last.deployed_by, last.reason) == (
         1, RITA, "v2 scores badly: back to manual-back:1")
     with pytest.raises(DeployRefusedError, match="already taken"):  # not back and forth
         rollback_model("manual-back", "prod", "v2 scores badly", request=request)
-    assert serving(md, "prod") == first.id
+    assert serving(md, "prod", "manual-back") == first.id
 
 
 def test_rollback_model_on_qa_needs_no_request(md: Stack, package: Path) -> None:

@@ -118,16 +118,17 @@ def paused(flow_run_id: str) -> bool:
     return state is not None and state.type == StateType.PAUSED
 
 
-def predictions(stack: Stack, env: str) -> list[Any]:
+def predictions(stack: Stack, env: str, model: str) -> list[Any]:
     body = json.loads((Path(__file__).parents[2] / "examples" / "credit-risk" / "sample.json")
                       .read_text())
-    answer = httpx.post(f"{stack.runtimes[env].url}/invocations", json=body, timeout=10)
+    answer = httpx.post(f"{stack.runtimes[env].url}/models/{model}/invocations", json=body,
+                        timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["predictions"]
 
 
-def serving(stack: Stack, env: str) -> dict[str, Any]:
-    found = runtime_serving(stack.runtimes[env].url)
+def serving(stack: Stack, env: str, model: str) -> dict[str, Any]:
+    found = runtime_serving(stack.runtimes[env].url, model)
     assert found is not None, f"{env} serves nothing"
     return found
 
@@ -145,9 +146,9 @@ def test_low_risk_auto_approves_to_production_and_a_rerun_deploys_nothing(
     state = on_model_changed("auto-risk", 1, return_state=True)
     assert state.is_completed(), state.message
     assert omc.registry.get_version("auto-risk", 1).state == State.DEPLOYED
-    assert serving(omc, "prod")["version_id"] == version.id
-    assert serving(omc, "qa")["version_id"] == version.id
-    assert len(predictions(omc, "prod")) == 3
+    assert serving(omc, "prod", version.model)["version_id"] == version.id
+    assert serving(omc, "qa", version.model)["version_id"] == version.id
+    assert len(predictions(omc, "prod", version.model)) == 3
     trail = actions(omc, "auto-risk")
     for step in ("version.submitted", "test_result.recorded", "version.tested",
                  "version.scanned", "version.approved", "version.deployed_to", "version.deployed"):
@@ -180,7 +181,7 @@ def test_a_group_member_approves_in_the_cli_and_the_flow_goes_on(
     assert "approved" in done.stdout
     assert run.join().is_completed()
     assert omc.registry.get_version("member-risk", 1).state == State.DEPLOYED
-    assert serving(omc, "prod")["version_id"] == version.id
+    assert serving(omc, "prod", version.model)["version_id"] == version.id
     decision = next(e for e in omc.registry.audit_events("member-risk")
                     if e.action == "task.decision")
     assert (decision.actor, decision.reason) == ("rita", "fine by risk")
@@ -236,7 +237,7 @@ def test_quorum_of_two_needs_two_distinct_members(omc, people, examples_dir, tmp
     second = people.decide("omar", "approve", task.id)
     assert second.exit_code == 0 and "approved by 2 of 2" in second.stdout
     assert run.join().is_completed()
-    assert serving(omc, "prod")["version_id"] == version.id
+    assert serving(omc, "prod", version.model)["version_id"] == version.id
 
 
 def test_deadline_escalates_and_the_version_ends_rejected_expired(
@@ -283,7 +284,7 @@ def test_training_failure_opens_a_review_and_retry_succeeds(
     version = omc.registry.get_version("train-risk", 1)
     assert version.state == State.DEPLOYED
     assert version.training_data_sha256 and version.artifact_sha256
-    assert serving(omc, "prod")["version_id"] == version.id
+    assert serving(omc, "prod", version.model)["version_id"] == version.id
     assert "version.trained" in actions(omc, "train-risk")
 
 

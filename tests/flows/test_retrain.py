@@ -119,8 +119,8 @@ def form_description(flow_run_id: str) -> str:
     return str(read_flow_run_input(keyset["description"], flow_run_id=flow_run_id))
 
 
-def prod_predictions(stack: Stack, rows: list[dict[str, Any]]) -> list[Any]:
-    answer = httpx.post(f"{stack.runtimes['prod'].url}/invocations",
+def prod_predictions(stack: Stack, model: str, rows: list[dict[str, Any]]) -> list[Any]:
+    answer = httpx.post(f"{stack.runtimes['prod'].url}/models/{model}/invocations",
                         json={"dataframe_records": rows}, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["predictions"]
@@ -161,7 +161,7 @@ def test_a_clearly_better_challenger_is_promoted_after_approval(
     assert promoted.parent_version_id == champion.id  # lineage of the challenger
     assert promoted.training_data_sha256 == hashlib.sha256(raw).hexdigest()
     assert (promoted.seed, promoted.parameters) == (7, champion.parameters)
-    assert serving(rt, "prod")["version_id"] == promoted.id
+    assert serving(rt, "prod", promoted.model)["version_id"] == promoted.id
     assert ChampionBook(rt.registry).champion("retrain-win").id == promoted.id
     assert rt.registry.get_version("retrain-win", 1).state == State.DEPLOYED  # ready for rollback
     # both tested on the same held-out rows; the challenger's test is that one
@@ -219,7 +219,7 @@ def test_a_tied_challenger_is_insufficient_evidence_and_the_champion_stays(
     challenger = rt.registry.get_version("retrain-tie", 2)
     assert challenger.state == State.REJECTED
     assert ChampionBook(rt.registry).champion("retrain-tie").id == champion.id
-    assert serving(rt, "prod")["version_id"] == champion.id
+    assert serving(rt, "prod", champion.model)["version_id"] == champion.id
     assert TaskBook(rt.registry).list(model="retrain-tie") == []
     [asked] = [e for e in rt.registry.audit_events("retrain-tie")
                if e.action == "model.retraining"]
@@ -246,7 +246,7 @@ def test_two_promotions_finishing_together_leave_exactly_one_champion(
     winner = next(c for c in challengers if c.state == State.DEPLOYED)
     loser = next(c for c in challengers if c.state == State.REJECTED)
     assert ChampionBook(rt.registry).champion("retrain-race").id == winner.id
-    assert serving(rt, "prod")["version_id"] == winner.id
+    assert serving(rt, "prod", winner.model)["version_id"] == winner.id
     rejected = [e for e in rt.registry.audit_events("retrain-race")
                 if e.action == "version.rejected" and e.entity_id == loser.id]
     assert "the champion is now" in rejected[0].reason
@@ -273,13 +273,13 @@ def test_a_critical_breach_within_the_grace_period_rolls_back(
     rows = pd.read_csv(data.removeprefix("file://")).head(300).to_dict("records")
     before, after = local_predictions(champion, rows), local_predictions(promoted, rows)
     assert before != after  # the two versions are told apart by what they predict
-    assert prod_predictions(rt, rows) == after
+    assert prod_predictions(rt, "retrain-rollback", rows) == after
 
     yesterday = (utcnow().date() - pd.Timedelta(days=1)).isoformat()
     daily_backtest("retrain-rollback", yesterday)  # the policy's critical bound: roc_auc 0.99
 
-    assert serving(rt, "prod")["version_id"] == champion.id
-    assert prod_predictions(rt, rows) == before
+    assert serving(rt, "prod", champion.model)["version_id"] == champion.id
+    assert prod_predictions(rt, "retrain-rollback", rows) == before
     assert ChampionBook(rt.registry).champion("retrain-rollback").id == champion.id
     alerts = AlertBook(rt.registry).list(model="retrain-rollback")
     rolled = [a for a in alerts if a.monitor == "auto-rollback"]
@@ -293,7 +293,7 @@ def test_a_critical_breach_within_the_grace_period_rolls_back(
     assert done.exit_code == 0, done.output
     assert review.join().is_completed()
     assert rt.registry.get_version("retrain-rollback", 2).state == State.RETIRED
-    assert serving(rt, "prod")["version_id"] == champion.id
+    assert serving(rt, "prod", champion.model)["version_id"] == champion.id
 
 
 def test_a_retraining_reads_only_under_the_models_data_location(
