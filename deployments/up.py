@@ -208,6 +208,7 @@ class Supervisor:
         secret = ("MLC_NOTIFY_SECRET" if self.settings.notify_secret
                   else self.settings.home / "notify-secret")
         api = f"http://{self.settings.host}:{self.settings.api_port}"
+        prod = f"http://{self.settings.host}:{self.settings.runtimes[-1].port}"
         say(f"""
 MLC is up.
   Prefect UI  {ui_url}{self.login}
@@ -221,8 +222,9 @@ Next, in another terminal (with .venv/bin on PATH):
   mlc tasks                           approvals and reviews waiting for a person
   mlc approve TASK                    or Resume in the Prefect UI with your one-time code
   mlc versions credit-risk            where each version is in its life cycle
-  curl -s -X POST http://{self.settings.host}:{self.settings.runtimes[-1].port}/invocations \\
+  curl -s -X POST {prod}/models/credit-risk/invocations \\
        -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json
+  mlc submit examples/house-prices-v2 a second model beside it in production
   mlc alerts                          what went wrong, and `mlc audit credit-risk`: who did what
   cp examples/new-data/credit-risk.csv examples/daily/credit-risk/
                                       new labelled data: a retraining starts on its own
