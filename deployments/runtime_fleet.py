@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from deployments.runtime_models import Loaded, ModelTable
 from mlc_tasks.errors import InvalidInputError, RuntimeFullError, RuntimeUnavailableError
@@ -47,6 +47,15 @@ class FleetState(BaseModel):
 
     generation: int = 0
     models: dict[str, ServedModel] = {}
+
+    @model_validator(mode="after")
+    def _served_under_their_names(self) -> FleetState:
+        for name, served in self.models.items():
+            for request in filter(None, (served.current, served.previous)):
+                if request.model != name:
+                    raise ValueError(f"state entry '{name[:100]}' holds a version of "
+                                     f"{request.model[:100]}")
+        return self
 
     def wanted(self) -> dict[str, tuple[DeployRequest, DeployRequest | None]]:
         return {name: (m.current, m.previous) for name, m in self.models.items()}
@@ -74,10 +83,12 @@ def with_reverted(state: FleetState, model: str) -> FleetState:
     return _with(state, model, after)
 
 
-def without_version(state: FleetState, version_id: str) -> FleetState:
-    """The state with a (retired) version served nowhere: as current, its model is unloaded
-    (nothing falls back silently to an older version); as previous, it is dropped."""
+def without_version(state: FleetState, model: str, version_id: str) -> FleetState:
+    """The state with a (retired) version of `model` served nowhere: as current, the model is
+    unloaded (nothing falls back silently to an older version); as previous, it is dropped."""
     for name, served in state.models.items():
+        if name != model:
+            continue
         if served.current.version_id == version_id:
             return _with(state, name, None)
         if served.previous and served.previous.version_id == version_id:
@@ -97,6 +108,7 @@ class Fleet:
 
     def __init__(self, folder: Path, table: ModelTable, load: Callable[[DeployRequest], Loaded],
                  restore: Callable[[], FleetState], wait_seconds: float = 120.0) -> None:
+        check_private(folder)
         self.folder, self.table, self.load, self.restore = folder, table, load, restore
         self.wait_seconds, self.pid = wait_seconds, os.getpid()
         self.applied, self.errors = -1, {}
@@ -130,17 +142,33 @@ class Fleet:
 
     def change(self, mutate: Callable[[FleetState], FleetState]) -> FleetState:
         """Make a change and return once every live worker serves it. It is loaded here
-        before anything is written: a version that fails to load changes nothing."""
+        before anything is written: a version that fails to load changes nothing. A change
+        some worker cannot apply (or does not take in time) is undone on every worker: the
+        state before it becomes the next generation, and the error is raised."""
         with self._locked():
-            state = mutate(self.read() or FleetState())
-            with self._applying:
-                failed = self.table.apply(state.wanted(), self.load)
-                if failed:  # the table kept what the model had; the state is not written
-                    raise InvalidInputError("; ".join(failed.values()))
-                self._write(state)
-                self._acknowledge(state.generation, failed)
-        self._wait_for_workers(state.generation)
+            before = self.read() or FleetState()
+            state = mutate(before)
+            self._publish(state)
+        try:
+            self._wait_for_workers(state.generation)
+        except RuntimeUnavailableError:
+            with self._locked():
+                undone = before.model_copy(update={"generation": self.read_generation() + 1})
+                self._publish(undone)
+            raise
         return state
+
+    def read_generation(self) -> int:
+        state = self.read()
+        return state.generation if state else 0
+
+    def _publish(self, state: FleetState) -> None:
+        with self._applying:
+            failed = self.table.apply(state.wanted(), self.load)
+            if failed:  # the table kept what the model had; the state is not written
+                raise InvalidInputError("; ".join(failed.values()))
+            self._write(state)
+            self._acknowledge(state.generation, failed)
 
     def read(self) -> FleetState | None:
         path = self.folder / "state.json"
@@ -224,6 +252,18 @@ class Fleet:
                 raise RuntimeUnavailableError(f"workers {behind} did not take generation "
                                               f"{generation} in {self.wait_seconds:.0f} s")
             time.sleep(POLL_SECONDS)
+
+
+def check_private(folder: Path) -> None:
+    """The workers' folder is a real folder of this user's that nobody else may write: what
+    it says is what the runtime serves."""
+    found = folder.lstat()
+    if folder.is_symlink() or not folder.is_dir():
+        raise InvalidInputError(f"{folder}: the runtime's state folder must be a folder, not a "
+                                "link")
+    if found.st_uid != os.getuid() or found.st_mode & 0o077:
+        raise InvalidInputError(f"{folder}: the runtime's state folder must be this user's "
+                                f"alone (mode 0700), not {oct(found.st_mode & 0o777)}")
 
 
 def _without_failed(state: FleetState, failed: dict[str, str]) -> FleetState:

@@ -33,7 +33,8 @@ from mlc_tasks.scoring import (
     read_mlflow,
 )
 
-INLINE_ROWS = 200  # up to this many rows a request is scored without a thread hop
+INLINE_ROWS = 200  # up to this many rows a compiled model scores without a thread hop
+INLINE_BYTES = 64 * 1024  # a larger body is parsed in the thread pool: the loop stays free
 JSON = "application/json"
 
 
@@ -46,7 +47,8 @@ def add_scoring_routes(app: FastAPI, runtime: Any, limits: RequestLimits,
     """`runtime` is deployments.runtime_server.Runtime: one_model() and model(name)."""
 
     async def score(http: Request, served: Loaded, scoring: ScoringInput) -> np.ndarray:
-        predictions = (served.predict(scoring) if scoring.rows <= INLINE_ROWS
+        inline = served.fast is not None and scoring.rows <= INLINE_ROWS
+        predictions = (served.predict(scoring) if inline
                        else await run_in_threadpool(served.predict, scoring))
         # only our own checks, which hold the admin token, may score without being kept
         smoke = http.headers.get(SMOKE_TEST_HEADER) and is_admin(
@@ -62,11 +64,18 @@ def add_scoring_routes(app: FastAPI, runtime: Any, limits: RequestLimits,
             media_type(content_type)
             check_charset(content_type)
             body = await http.body()  # bounded by BoundedBody
-            scoring = read_mlflow(body, content_type, served.request.input_schema, limits)
+            scoring = await parsed(read_mlflow, body, content_type,
+                                   served.request.input_schema, limits)
             predictions = await score(http, served, scoring)
         except NotServing as exc:
             return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE", "message": str(exc)},
                                 503)
+        except HTTPException as exc:  # BoundedBody: stalled (408) or too busy reading (503)
+            if exc.status_code != 413:
+                return JSONResponse({"error_code": "TEMPORARILY_UNAVAILABLE",
+                                     "message": str(exc.detail)}, exc.status_code)
+            status, answer = mlflow_error(_cut_off(exc))
+            return JSONResponse(answer, status)
         except Exception as exc:  # every refusal and failure in MLflow's shape
             status, answer = mlflow_error(_cut_off(exc))
             return JSONResponse(answer, status)
@@ -89,6 +98,14 @@ def add_scoring_routes(app: FastAPI, runtime: Any, limits: RequestLimits,
         return PlainTextResponse(package_version("mlc-manager"))
 
     add_v2_routes(app, runtime, limits, score)
+
+
+async def parsed(read: Any, body: bytes, *args: Any) -> Any:
+    """A request read on the event loop when small, in the thread pool when large (an odd
+    number may send the parser down a slow path: one client must not stall the others)."""
+    if len(body) <= INLINE_BYTES:
+        return read(body, *args)
+    return await run_in_threadpool(read, body, *args)
 
 
 def add_v2_routes(app: FastAPI, runtime: Any, limits: RequestLimits, score: Any) -> None:
@@ -118,7 +135,8 @@ def add_v2_routes(app: FastAPI, runtime: Any, limits: RequestLimits, score: Any)
         try:
             served = v2_model(name, version)
             check_media_type(http.headers.get("content-type"))
-            request = read_v2_infer(await http.body(), served.request.input_schema, limits)
+            request = await parsed(read_v2_infer, await http.body(),
+                                   served.request.input_schema, limits)
             predictions = await score(http, served, request.input)
             answer = v2_infer_response(name, str(served.request.number), request.id,
                                        predictions, request.outputs)
@@ -175,6 +193,8 @@ def _cut_off(exc: Exception) -> Exception:
 def _v2_refusal(exc: Exception) -> JSONResponse:
     if isinstance(exc, NotServing):
         return JSONResponse({"error": str(exc)}, 503)
+    if isinstance(exc, HTTPException) and exc.status_code != 413:
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code)
     status, answer = v2_error(_cut_off(exc))
     return JSONResponse(answer, status)
 

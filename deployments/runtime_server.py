@@ -10,6 +10,7 @@ production tags), up to its capacity.
 No `from __future__ import annotations`: FastAPI reads the route closures' annotations.
 """
 
+import asyncio
 import hmac
 import logging
 import platform
@@ -20,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import sklearn
@@ -30,6 +32,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.runtime_capture import CaptureQueue
@@ -46,6 +49,7 @@ from deployments.runtime_scoring import NotServing, add_scoring_routes
 from mlc_tasks import lifecycle, runtimes
 from mlc_tasks.errors import (
     DeployRefusedError,
+    IllegalTransitionError,
     InvalidInputError,
     MlcError,
     NotFoundError,
@@ -70,10 +74,14 @@ class BoundedBody:
     before it checks the caller's token). A declared Content-Length over the limit is answered
     413 before anything is read (in the shape of the route's protocol); a longer stream is cut
     off at the chunk that passes it (FastAPI passes on an HTTPException raised while it reads;
-    the scoring routes answer it in their protocol's shape)."""
+    the scoring routes answer it in their protocol's shape). Bodies being read hold at most
+    `in_flight` bytes together (else 503), and a body that stalls for `stall_seconds` is
+    answered 408: slow uploads cannot pile up memory."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, in_flight: int | None = None,
+                 stall_seconds: float = 30.0) -> None:
+        self.app, self.limit, self.stall_seconds = app, limit, stall_seconds
+        self.budget, self.held = in_flight or 4 * limit, 0  # one event loop: no lock needed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,17 +95,29 @@ class BoundedBody:
                                    "detail": message}, 413)
             await answer(scope, receive, send)
             return
-        seen = 0
+        seen = held = 0
 
         async def bounded() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
+            nonlocal seen, held
+            try:
+                message = await asyncio.wait_for(receive(), self.stall_seconds)
+            except TimeoutError:
+                raise HTTPException(408, f"the request body stalled for "
+                                         f"{self.stall_seconds:.0f} s") from None
+            size = len(message.get("body", b""))
+            seen += size
             if seen > self.limit:
                 raise HTTPException(413, too_large(seen, self.limit, at_least=True))
+            if self.held + size > self.budget:
+                raise HTTPException(503, "the runtime is reading too many request bodies at "
+                                         "once; try again")
+            self.held, held = self.held + size, held + size
             return message
 
-        await self.app(scope, bounded, send)
+        try:
+            await self.app(scope, bounded, send)
+        finally:
+            self.held -= held
 
 
 def capabilities(max_models: int | None = None) -> dict[str, Any]:
@@ -133,6 +153,15 @@ def refusal(exc: Exception, request: DeployRequest) -> HTTPException:
     if isinstance(exc, RuntimeUnavailableError):
         return HTTPException(503, f"{what}: {exc}")
     return HTTPException(422, f"{what}: {exc}")
+
+
+def allowed_hosts(public_url: str) -> list[str]:
+    """The Host headers a runtime answers: its pinned URL's host, and loopback's names (all,
+    when it listens on every address)."""
+    host = urlsplit(public_url).hostname or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):  # bound to every address: reachable by any name anyway
+        return ["*"]
+    return sorted({host, "127.0.0.1", "localhost", "[::1]"})
 
 
 @dataclass(frozen=True)
@@ -200,19 +229,31 @@ class Runtime:
         self.fleet.change(back)
         return self.table.get(model)
 
-    def unload(self, model: str, version_id: str) -> None:
-        self.fleet.change(lambda s: without_version(s, version_id))
+    def unload(self, model: str, version_id: str) -> bool:
+        """Serve version `version_id` of `model` no more; False when it held no such version."""
+        state = self.fleet.read() or FleetState()
+        if without_version(state, model, version_id) is state:
+            return False
+        self.fleet.change(lambda s: without_version(s, model, version_id))
         log.info("%s no longer serves version %s of %s", self.spec.name, version_id, model)
+        return True
 
-    def unload_retired(self) -> None:
-        """A version retired while this runtime could not be told is unloaded here."""
+    def unload_refused(self) -> None:
+        """A version the registry no longer allows here (retired, or rejected while it was
+        served) is unloaded, as a restart would leave it out, and its deployment closed."""
         state = self.fleet.read()
         if state is None:
             return
-        held = [r.version_id for m in state.models.values() for r in (m.current, m.previous) if r]
-        states = self.registry.version_states(held)
-        for version_id in (v for v in held if states.get(v) == lifecycle.State.RETIRED):
-            self.fleet.change(lambda s, v=version_id: without_version(s, v))
+        held = [r for m in state.models.values() for r in (m.current, m.previous) if r]
+        states = self.registry.version_states([r.version_id for r in held])
+        for request in held:
+            try:
+                lifecycle.check_deployable(states[request.version_id], self.spec.production)
+            except (IllegalTransitionError, KeyError):
+                self.unload(request.model, request.version_id)
+                self.registry.record_undeployment(request.version_id, self.spec.name,
+                                                  f"runtime:{self.spec.name}",
+                                                  "the registry no longer allows it here")
 
     def health(self) -> dict[str, Any]:
         spec, slots = self.spec, self.table.summary()
@@ -276,8 +317,12 @@ def create_app(spec: RuntimeSpec, registry: Registry, capture: CaptureQueue | No
         if own_dir is not None:
             own_dir.cleanup()
 
-    app = FastAPI(title=f"mlc runtime {spec.name}", lifespan=lifespan)
+    # no /docs or /openapi.json: nothing describes the admin API to callers without a token
+    app = FastAPI(title=f"mlc runtime {spec.name}", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, openapi_url=None)
     app.add_middleware(BoundedBody, limit=limits.max_bytes)
+    # a web page that rebinds its own name to 127.0.0.1 gets no answer (DNS rebinding)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(spec.public_url))
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -295,16 +340,27 @@ def create_app(spec: RuntimeSpec, registry: Registry, capture: CaptureQueue | No
         try:
             served = runtime.revert(model)
         except (InvalidInputError, DeployRefusedError, NotFoundError) as exc:
-            raise HTTPException(409, str(exc)) from exc
+            raise HTTPException(409, str(exc)[:500]) from exc
+        except (MlcError, OSError, SQLAlchemyError) as exc:
+            raise _change_failed(exc, f"revert of {model[:100]}") from exc
         return {"model": model, "current": served.summary() if served else None}
 
     @app.post("/admin/models/{model}/unload", dependencies=[Depends(require_admin)])
     def unload(model: str, body: UnloadBody) -> dict[str, Any]:
-        runtime.unload(model, body.version_id)
-        return {"model": model, "unloaded": body.version_id}
+        try:
+            held = runtime.unload(model, body.version_id)
+        except (MlcError, OSError, SQLAlchemyError) as exc:
+            raise _change_failed(exc, f"unload of {model[:100]}") from exc
+        return {"model": model, "unloaded": body.version_id if held else None}
 
     add_scoring_routes(app, runtime, limits, capture, is_admin)
     return app
+
+
+def _change_failed(exc: Exception, what: str) -> HTTPException:
+    if isinstance(exc, SQLAlchemyError):
+        return HTTPException(503, f"{what}: the registry did not answer")
+    return HTTPException(503, f"{what} failed: {str(exc)[:500]}")
 
 
 class UnloadBody(BaseModel):
@@ -317,6 +373,6 @@ def _beat(runtime: Runtime, stop: threading.Event) -> None:
     while not stop.wait(runtime.spec.heartbeat_seconds):
         try:
             runtime.registry.heartbeat(runtime.spec.name)
-            runtime.unload_retired()
+            runtime.unload_refused()
         except Exception as exc:  # a database hiccup must not kill the runtime; log and go on
             log.warning("heartbeat of %s failed: %s", runtime.spec.name, exc)

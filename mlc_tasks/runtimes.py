@@ -142,13 +142,11 @@ class RuntimeClient:
 
     def __init__(self, url: str, token: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self._client = httpx.Client(
-            base_url=self.url, timeout=timeout, follow_redirects=False,
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        self._admin = {"Authorization": f"Bearer {token}"}  # sent only where it is needed
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, follow_redirects=False)
 
     def health(self) -> dict[str, Any]:
-        return self._call("GET", "/health")
+        return self._call("GET", "/health", admin=False)
 
     def serving(self, model: str) -> dict[str, Any]:
         """What the runtime serves of `model` now (its current version's summary), or {}."""
@@ -170,12 +168,14 @@ class RuntimeClient:
         """Score rows as a check (smoke test): the runtime does not keep them as scoring
         inputs for the drift monitor."""
         body = self._call("POST", f"/models/{quote(model, safe='')}/invocations",
-                          json={"dataframe_records": rows}, headers={SMOKE_TEST_HEADER: "1"})
+                          json={"dataframe_records": rows}, smoke=True)
         return list(body.get("predictions", []))
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, method: str, path: str, admin: bool = True, smoke: bool = False,
+              **kwargs: Any) -> dict[str, Any]:
+        headers = {**(self._admin if admin else {}), **({SMOKE_TEST_HEADER: "1"} if smoke else {})}
         try:
-            response = self._client.request(method, path, **kwargs)
+            response = self._client.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
             raise RuntimeUnavailableError(f"runtime at {self.url} did not answer: {exc}") from exc
         if response.status_code >= 500:
@@ -228,7 +228,11 @@ def deploy_version(
         raise RuntimeFullError(f"runtime {runtime.name} serves {len(served)} of its "
                                f"{runtime.capabilities.get('max_models')} models "
                                f"(MLC_RUNTIME_MAX_MODELS); {version.model} does not fit")
-    client.deploy(request)
+    try:
+        client.deploy(request)
+    except RuntimeUnavailableError:
+        _undo_unconfirmed(client, version)
+        raise
     try:
         smoke_test(client, version)
         record = registry.record_deployment(version.id, runtime.name, actor, reason, prod)
@@ -238,6 +242,17 @@ def deploy_version(
         raise
     log.info("deployed %s on %s for %s", version.ref, runtime.name, actor)
     return record
+
+
+def _undo_unconfirmed(client: RuntimeClient, version: VersionRecord) -> None:
+    """A deploy the runtime did not confirm (it timed out, or a worker failed) may have been
+    applied: if the runtime serves the version now, it goes back; unrecorded, it must not
+    stay. A runtime that does not answer at all is left to its own undo of failed changes."""
+    try:
+        if client.serving(version.model).get("version_id") == version.id:
+            client.revert(version.model)
+    except MlcError as exc:
+        log.warning("could not check %s after its unconfirmed deploy: %s", version.ref, exc)
 
 
 def undeploy_version(registry: Registry, client: RuntimeClient, runtime: RuntimeRecord,

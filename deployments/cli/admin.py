@@ -129,11 +129,13 @@ def runtime_start(
     admin token (MLC_RUNTIME_TOKENS, else generated)."""
     from deployments import runtime_worker
     from deployments.runtime_server import capabilities
+    from deployments.up import secure_home
     from mlc_tasks import runtimes
     from mlc_tasks.resources import Resources
 
     ctx = Resources()
     settings = ctx.settings
+    secure_home(settings.home)  # its captures hold scoring inputs: this account's alone
     url, parsed = f"http://{settings.host}:{port}", runtimes.parse_tags(tags)
     settings.resolved_runtime_token(name)  # made once here, before the workers read it
     # registered here first, so that a refused re-pin is one clear line, not a startup trace

@@ -56,9 +56,10 @@ def test_revert_and_retirement() -> None:
     assert with_reverted(with_reverted(state, "a"), "a").models == {}  # first deploy undone
     with pytest.raises(InvalidInputError, match="serves no model 'z'"):
         with_reverted(state, "z")
-    assert without_version(state, "a2").models == {}  # retired current: nothing falls back
-    assert without_version(state, "a1").models["a"].previous is None
-    assert without_version(state, "zz") == state
+    assert without_version(state, "a", "a2").models == {}  # retired current: no fallback
+    assert without_version(state, "a", "a1").models["a"].previous is None
+    assert without_version(state, "a", "zz") is state
+    assert without_version(state, "b", "a2") is state  # another model's version: untouched
 
 
 # ---- a real runtime of two workers ----------------------------------------------------------
