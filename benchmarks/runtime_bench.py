@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pandas as pd
 import skops.io as sio
 from mlc_runtime import Installation, RuntimeProcess, free_port, invocation_path
@@ -40,6 +42,7 @@ from mlflow_server import (
     save_model,
     served_workers,
     start_server,
+    venv_env,
     venv_versions,
 )
 from process_memory import tree_memory
@@ -262,6 +265,7 @@ def compare(seconds: int, rounds: int, markdown: bool) -> None:
         urls = {"ours": f"{runtime.url}{path}", "mlflow": f"{mlflow.url}/invocations"}
         bodies, model = request_bodies(folder), load_model()
         same_predictions(urls, bodies, model)
+        mlflow_client_check(venv, runtime.url, folder, model)
         describe(venv, requirements, runtime, mlflow, path, folder / "mlflow.log")
         floor = in_process_floor(model, seconds)
         warm_up(wrk, urls, bodies)
@@ -271,6 +275,19 @@ def compare(seconds: int, rounds: int, markdown: bool) -> None:
         memory(runtime, mlflow)
         print(f"load average at the end {os.getloadavg()[0]:.2f}")
     report(cells, floor, markdown)
+
+
+def mlflow_client_check(venv: Path, url: str, folder: Path, model: Any) -> None:
+    """MLflow's own scoring client against our runtime (serving one model, so /invocations)."""
+    split = json.loads((PACKAGE / "sample.json").read_text())["dataframe_split"]
+    expected = folder / "expected.json"
+    frame = pd.DataFrame(split["data"], columns=split["columns"])
+    expected.write_text(json.dumps(np.asarray(model.predict(frame)).tolist()))
+    host, port = url.removeprefix("http://").split(":")
+    print("MLflow's ScoringServerClient against our runtime:")
+    subprocess.run([str(venv / "bin" / "python"), str(Path(__file__).with_name(
+        "mlflow_client_check.py")), host, port, str(PACKAGE / "sample.json"), str(expected)],
+        check=True, env=venv_env(venv))
 
 
 def start_both(folder: Path, venv: Path, stack: ExitStack
