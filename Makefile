@@ -53,7 +53,10 @@ check: $(STAMP)
 
 bench: examples
 	$(BIN)/python benchmarks/registry_bench.py
-	$(BIN)/python benchmarks/runtime_bench.py
+	$(BIN)/python benchmarks/runtime_bench.py --rounds 3
+	$(BIN)/python benchmarks/runtime_bench.py --many 100
+	$(BIN)/python benchmarks/fast_predict_bench.py
+	$(BIN)/python benchmarks/scoring_bench.py
 	$(BIN)/python benchmarks/alerts_bench.py
 	$(BIN)/python benchmarks/pipeline_bench.py
 	$(BIN)/python benchmarks/drift_bench.py
