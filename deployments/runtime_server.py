@@ -239,12 +239,11 @@ class Runtime:
         return True
 
     def unload_refused(self) -> None:
-        """A version the registry no longer allows here (retired, or rejected while it was
-        served) is unloaded, as a restart would leave it out, and its deployment closed."""
-        state = self.fleet.read()
-        if state is None:
-            return
-        held = [r for m in state.models.values() for r in (m.current, m.previous) if r]
+        """A version this worker holds that the registry no longer allows here (retired, or
+        rejected while it was served) is unloaded, as a restart would leave it out, and its
+        deployment closed."""
+        held = [loaded.request for slot in self.table.slots().values()
+                for loaded in (slot.current, slot.previous) if loaded is not None]
         states = self.registry.version_states([r.version_id for r in held])
         for request in held:
             try:

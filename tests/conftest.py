@@ -181,12 +181,19 @@ class RuntimeProcess:
                     return self
             except httpx.TransportError:
                 time.sleep(0.2)
+        self.stop()
         raise RuntimeError("runtime did not start")
 
     def stop(self) -> None:
+        """Terminate it (uvicorn stops its workers), or kill it if it will not stop: no test
+        leaves a runtime behind."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=20)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
 
 def runtime_serving(url: str, model: str | None = None) -> dict[str, Any] | None:

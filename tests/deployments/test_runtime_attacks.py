@@ -500,11 +500,22 @@ def exact_int_body() -> bytes:
 
 
 def test_health_answers_while_clients_send_costly_json(site: Site) -> None:
+    """Measured against the machine's own pace (CI is loaded): parsed on the event loop, a
+    health check behind eight such requests waits for several whole parses; off it, for less
+    than two."""
     serve_only(site, "credit-risk")
     body, url = exact_int_body(), f"{site.url}/models/credit-risk/invocations"
-    worst = worst_health_latency(site, lambda c: c.post(url, content=body, headers={
-        "Content-Type": "application/json"}))
-    assert worst < 1.0, f"/v2/health/live took {worst:.1f} s"
+
+    def costly(client: httpx.Client) -> object:
+        return client.post(url, content=body, headers={"Content-Type": "application/json"})
+
+    with httpx.Client(timeout=120, headers=FRESH) as client:
+        began = time.monotonic()
+        assert costly(client).status_code == 400
+        alone = time.monotonic() - began
+    worst = worst_health_latency(site, costly)
+    assert worst < max(1.0, 2 * alone), f"/v2/health/live took {worst:.1f} s (one parse " \
+                                        f"alone: {alone:.1f} s)"
 
 
 def test_one_slow_model_does_not_stall_the_others(site: Site) -> None:
