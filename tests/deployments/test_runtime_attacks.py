@@ -523,8 +523,13 @@ def test_one_slow_model_does_not_stall_the_others(site: Site) -> None:
     sample = site.samples["slow-risk"]["dataframe_split"]
     body = {"dataframe_split": {"columns": sample["columns"], "data": sample["data"] * 66}}
     url = f"{site.url}/models/slow-risk/invocations"
+    with httpx.Client(timeout=120, headers=FRESH) as client:  # one request's own time here
+        began = time.monotonic()
+        assert client.post(url, json=body).status_code == 200
+        alone = time.monotonic() - began
     worst = worst_health_latency(site, lambda c: c.post(url, json=body), attackers=4)
-    assert worst < 1.0, f"/v2/health/live took {worst:.1f} s"
+    # on the event loop, a health check waits behind whole predictions; off it, for less
+    assert worst < max(1.0, alone), f"/v2/health/live took {worst:.1f} s ({alone:.1f} s alone)"
 
 
 def test_stalled_uploads_do_not_hold_unbounded_memory(site: Site) -> None:

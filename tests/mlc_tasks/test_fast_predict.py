@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -223,9 +222,7 @@ def example_columns(schema: list[Column], rows: int, seed: int) -> dict[str, np.
 def test_example_artifacts_compile_and_are_exact(
         name: str, example_models: dict[str, tuple[Any, list[Column], pd.DataFrame]]) -> None:
     model, schema, rows = example_models[name]
-    started = time.perf_counter()
-    predictor = compile_predictor(model, schema, rows)
-    assert time.perf_counter() - started < 1.0  # about 30 ms on an idle core
+    predictor = compile_predictor(model, schema, rows)  # its time: fast_predict_bench.py
     assert predictor is not None
     # the lean steps, not the model's own predict (what makes them 10 to 40 times faster)
     assert type(predictor.estimator) is {"credit-risk": Boosted,
@@ -360,10 +357,9 @@ def test_a_model_with_many_categories_is_proven_on_a_bounded_number_of_rows(
     frame, _, price = training_frame(rows=20_000)
     frame["region"] = [f"city-{i}" for i in range(len(frame))]
     model = Pipeline([("features", features()), ("model", Ridge())]).fit(frame, price)
-    started = time.perf_counter()
     with caplog.at_level(logging.INFO, logger="mlc_tasks.fast_predict"):
         predictor = compile_predictor(model, SCHEMA, sample())
-    assert predictor is not None and time.perf_counter() - started < 5.0
+    assert predictor is not None
     rows = int(caplog.text.rsplit("equal to the model on ", 1)[1].split()[0])
     assert rows < 600
     assert_same(model, predictor, random_columns(ROWS, seed=6))
