@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from serving_process import wait_until_answers
 
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.locations import LocationPolicy
@@ -82,18 +83,8 @@ class RuntimeProcess:
         return self
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                raise SystemExit(f"the runtime exited: {self.log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise SystemExit(f"the runtime did not answer /health: {self.log.read_text()[-2000:]}")
+        wait_until_answers(f"{self.url}/health", self.process, self.log, "the runtime", 90,
+                           self.stop)
 
     def health(self) -> dict[str, Any]:
         response = httpx.get(f"{self.url}/health", timeout=10)

@@ -10,12 +10,11 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import httpx
+from serving_process import wait_until_answers
 
 HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlc-bench"
@@ -107,23 +106,9 @@ def start_server(venv: Path, model_dir: Path, port: int, log: Path) -> MlflowSer
         process = subprocess.Popen(command, env=venv_env(venv), stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     server = MlflowServer(process, f"http://127.0.0.1:{port}")
-    wait_until_up(server, log)
+    wait_until_answers(f"{server.url}/ping", server.process, log, "mlflow models serve", 120,
+                       server.stop)
     return server
-
-
-def wait_until_up(server: MlflowServer, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(f"mlflow models serve exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/ping", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise SystemExit(f"mlflow models serve did not answer /ping: {log.read_text()[-2000:]}")
 
 
 def served_workers(log: Path) -> str:

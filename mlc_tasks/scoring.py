@@ -49,7 +49,7 @@ from mlc_tasks.scoring_input import (
 __all__ = [  # with the names other modules have always imported from here
     "Column", "RequestLimits", "ScoringInput", "check_charset", "frame_from_rows",
     "media_type", "mlflow_error", "mlflow_predictions", "parse_json", "read_mlflow",
-    "read_params", "rows_from_body", "rows_from_csv", "rows_from_request", "too_large"]
+    "read_params", "rows_from_request", "too_large"]
 
 MEDIA_TYPES = ("application/json", "text/csv")
 FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -299,15 +299,6 @@ _CSV_PLAIN: dict[str, Callable[[list[str]], list[Any]]] = {
     "float": _plain_floats, "int": _plain_ints, "bool": _plain_bools, "str": _plain_strings}
 
 
-def rows_from_csv(body: bytes, schema: list[Column], max_rows: int) -> list[dict[str, Any]]:
-    """Rows from CSV with a header line (MLflow's text/csv): each schema column read as its
-    dtype, an empty field as null; other columns are left out, as in JSON."""
-    header, records = _csv_table(body, max_rows)
-    where = {col.name: _csv_index(header, col) for col in schema}
-    return [{col.name: _csv_value(record[where[col.name]], col, number)
-             for col in schema} for number, record in enumerate(records, start=2)]
-
-
 def _csv_index(header: list[str], col: Column) -> int:
     if col.name not in header:
         raise SchemaMismatchError(col.name, f"column '{col.name}' is missing from the CSV header")
@@ -361,16 +352,6 @@ def mlflow_error(exc: Exception) -> tuple[int, dict[str, str]]:
 
 
 # ---- rows (batch scoring, evaluation, package samples) ------------------------------------------
-
-def rows_from_body(body: bytes, media: str, schema: list[Column], limits: RequestLimits
-                   ) -> list[dict[str, Any]]:
-    """Rows from a request body of a media type `media_type` accepted."""
-    if media == "text/csv":
-        return rows_from_csv(body, schema, limits.max_rows)
-    rows = rows_from_request(parse_json(body))
-    check_rows(len(rows), limits.max_rows)
-    return rows
-
 
 def rows_from_request(body: Any) -> list[dict[str, Any]]:
     """Rows from an MLflow scoring-server body: `dataframe_split` or `dataframe_records`."""

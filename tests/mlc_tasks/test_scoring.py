@@ -16,11 +16,11 @@ from mlc_tasks.errors import (
 from mlc_tasks.scoring import (
     Column,
     RequestLimits,
+    ScoringInput,
     frame_from_rows,
     media_type,
     parse_json,
     read_mlflow,
-    rows_from_body,
     rows_from_request,
 )
 from mlc_tasks.scoring_input import build_input, validate_column
@@ -99,16 +99,20 @@ def test_json_and_csv_are_read(content_type: str, media: str) -> None:
 
 
 def json_body(rows: int) -> bytes:
-    return json.dumps({"dataframe_split": {"columns": ["a"], "data": [[1]] * rows}}).encode()
+    return json.dumps({"dataframe_records": [GOOD] * rows}).encode()
+
+
+def read_body(body: bytes, media: str = "text/csv") -> ScoringInput:
+    return read_mlflow(body, media, SCHEMA, LIMITS)
 
 
 def test_more_rows_than_the_limit_are_413() -> None:
-    assert len(rows_from_body(json_body(3), "application/json", SCHEMA, LIMITS)) == 3
+    assert read_body(json_body(3), "application/json").rows == 3
     with pytest.raises(RequestTooLargeError, match="4 rows; .* at most 3 rows"):
-        rows_from_body(json_body(4), "application/json", SCHEMA, LIMITS)
+        read_body(json_body(4), "application/json")
     csv_body = "income\n" + "1\n" * 4
     with pytest.raises(RequestTooLargeError, match="4 rows"):
-        rows_from_body(csv_body.encode(), "text/csv", SCHEMA, LIMITS)
+        read_body(csv_body.encode())
 
 
 @pytest.mark.parametrize(("body", "message"), [
@@ -154,10 +158,9 @@ CSV_GOOD = "region,income,age,member,note,extra\neu,100.5,30,true,,x\n\"n,orth\"
 
 
 def test_csv_gives_the_rows_json_gives() -> None:
-    rows = rows_from_body(CSV_GOOD.encode(), "text/csv", SCHEMA, LIMITS)
-    assert rows == [GOOD, {"income": 7, "age": -2, "region": "n,orth", "member": False,
-                           "note": "hi"}]
-    frame = frame_from_rows(rows, SCHEMA)
+    frame = read_body(CSV_GOOD.encode()).frame()
+    rows = [GOOD, {"income": 7, "age": -2, "region": "n,orth", "member": False, "note": "hi"}]
+    assert frame.equals(frame_from_rows(rows, SCHEMA))
     assert str(frame["income"].dtype) == "float64" and str(frame["age"].dtype) == "int64"
 
 
@@ -176,8 +179,7 @@ def test_bad_csv_names_the_column(replace: tuple[str, str], column: str, error: 
                                   message: str) -> None:
     body = CSV_GOOD.replace(*replace, 1).encode()
     with pytest.raises(error, match=message) as info:
-        rows = rows_from_body(body, "text/csv", SCHEMA, LIMITS)
-        frame_from_rows(rows, SCHEMA)
+        read_body(body)
     assert info.value.column == column
 
 
@@ -185,8 +187,8 @@ def test_bad_csv_names_the_column(replace: tuple[str, str], column: str, error: 
     (b"", "CSV body is empty"), (b"income,age\n1\n", "line 2 has 1 fields; the header has 2"),
     (b"income\n\xff\n", "not CSV")])
 def test_malformed_csv(body: bytes, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        rows_from_body(body, "text/csv", SCHEMA, LIMITS)
+    with pytest.raises((ValueError, ScoringRequestError), match=message):
+        read_body(body)
 
 
 # ---- ScoringInput: columns validated one by one, the frame built once ------------------------
@@ -286,9 +288,9 @@ def test_what_is_not_json_is_a_value_error(body: bytes, message: str) -> None:
 def test_a_csv_of_a_million_lines_is_refused_before_it_is_read_whole() -> None:
     body = b"income\n" + b"1\n" * 1_000_000
     with pytest.raises(RequestTooLargeError, match="at least 4 rows"):
-        rows_from_body(body, "text/csv", SCHEMA, LIMITS)
+        read_mlflow(body, "text/csv", SCHEMA, RequestLimits(max_rows=3))
 
 
 def test_csv_with_a_byte_order_mark_reads_its_header() -> None:
-    rows = rows_from_body(b"\xef\xbb\xbf" + CSV_GOOD.encode(), "text/csv", SCHEMA, LIMITS)
-    assert rows[0]["region"] == "eu"
+    scoring = read_body(b"\xef\xbb\xbf" + CSV_GOOD.encode())
+    assert scoring.columns["region"][0] == "eu"
