@@ -24,6 +24,8 @@ from mlc_tasks.resources import Resources
 from mlc_tasks.run_requests import RequestKind, record_request
 from mlc_tasks.task_records import CHOICE_PATTERN
 
+SNOOZE_MAX_MINUTES = 7 * 24 * 60
+
 
 class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -39,6 +41,11 @@ class DecisionBody(Body):
 class RetrainBody(Body):
     data: str | None = Field(default=None, max_length=2000,
                              description="labelled data (fsspec URL) under the data location")
+
+
+class SnoozeBody(Body):
+    minutes: int = Field(ge=1, le=SNOOZE_MAX_MINUTES,
+                         description="how long repeats are counted but not notified")
 
 
 class DeployBody(Body):
@@ -122,6 +129,18 @@ def add_operate_routes(router: APIRouter, ctx: Resources) -> None:
         from mlc_tasks.registry.alerts import AlertBook
 
         return dumped(AlertBook(ctx.registry).acknowledge(alert_id, principal.id))
+
+    @router.post("/alerts/{alert_id}/snooze")
+    def snooze(alert_id: int, body: SnoozeBody,
+               principal: Annotated[Principal, Depends(operator)]) -> Any:
+        """Hold the alert's notifications for a while; a repeat after that notifies again."""
+        from datetime import timedelta
+
+        from mlc_tasks.registry.alerts import AlertBook
+        from mlc_tasks.registry.store import utcnow
+
+        until = utcnow() + timedelta(minutes=body.minutes)
+        return dumped(AlertBook(ctx.registry).snooze(alert_id, until, principal.id))
 
     @router.post("/alerts/{alert_id}/resolve")
     def resolve(alert_id: int, principal: Annotated[Principal, Depends(operator)]

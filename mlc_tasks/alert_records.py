@@ -71,6 +71,9 @@ class Alert(BaseModel):
     last_notified: datetime | None
     acknowledged_by: str | None
     resolved_by: str | None
+    snoozed_until: datetime | None = Field(
+        default=None, description="until then repeats are counted, not notified (UTC)")
+    snoozed_by: str | None = None
 
 
 class DeliveryRecord(BaseModel):

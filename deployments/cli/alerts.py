@@ -1,8 +1,10 @@
-"""Alerts: list them, acknowledge one (repeats stop notifying) or resolve it (the channels
-that were told are told too), as the token's holder."""
+"""Alerts: list them, acknowledge one (repeats stop notifying), snooze one (repeats stop
+notifying for a while) or resolve it (the channels that were told are told too), as the
+token's holder."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -11,8 +13,10 @@ from deployments.cli.core import JsonFlag, api, friendly, path_of
 from deployments.cli.output import emit_json, key, link, show_table, text, when
 from mlc_tasks.errors import InvalidInputError
 
-alerts_app = typer.Typer(help="List, acknowledge and resolve alerts.")
+alerts_app = typer.Typer(help="List, acknowledge, snooze and resolve alerts.")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
+DURATION = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
+MINUTES_PER = {"m": 1, "h": 60, "d": 24 * 60}
 
 
 @alerts_app.callback(invoke_without_command=True)
@@ -59,3 +63,24 @@ def alerts_resolve(alert_id: int) -> None:
     if done["pending"] or done["failed"]:
         typer.echo(f"warning: {done['pending']} notification(s) pending, {done['failed']} "
                    "failed; see `mlc alerts --json`", err=True)
+
+
+def duration_minutes(given: str) -> int:
+    """'30m', '4h' or '1d' as minutes."""
+    found = DURATION.match(given.strip())
+    if found is None:
+        raise InvalidInputError(f"--for: '{given[:20]}' is not a duration such as 30m, 4h or 1d")
+    return int(found[1]) * MINUTES_PER[found[2]]
+
+
+@alerts_app.command("snooze")
+@friendly
+def alerts_snooze(
+    alert_id: int,
+    for_: Annotated[str, typer.Option("--for", help="How long: 30m, 4h, 1d (at most 7d).")],
+) -> None:
+    """Snooze an alert: repeats are counted, not notified, until the time; then notified."""
+    alert = api().post(path_of("alerts", alert_id, "snooze"),
+                       {"minutes": duration_minutes(for_)})
+    typer.echo(f"alert {alert['id']} snoozed by {alert['snoozed_by']} until "
+               f"{when(alert['snoozed_until'])} UTC: {alert['title']}")

@@ -14,7 +14,7 @@ from mlc_tasks.alert_records import (
     DeliveryRecord,
     Severity,
 )
-from mlc_tasks.errors import IllegalTransitionError, NotFoundError
+from mlc_tasks.errors import IllegalTransitionError, InvalidInputError, NotFoundError
 from mlc_tasks.registry.store import Registry, utcnow
 from mlc_tasks.registry.tables import AlertRow, DeliveryAttemptRow, DeliveryRow
 
@@ -54,13 +54,23 @@ class AlertBook:
             else:
                 self._repeat(row, signal, now)
                 kind = "repeated"
-            notify = row.status == AlertStatus.OPEN and should_notify(row.last_notified, now,
-                                                                     window)
+            notify = row.status == AlertStatus.OPEN and self._due(row, now, window)
             session.flush()
             if notify:
                 row.last_notified = now
                 self._queue(session, row.id, channels, kind, now)
             return Alert.model_validate(row), notify
+
+    @staticmethod
+    def _due(row: AlertRow, now: datetime, window: timedelta) -> bool:
+        """New, or past the suppression window; a snooze holds every notification until its
+        time, and the first repeat after it is notified whatever the window says."""
+        if row.snoozed_until is not None:
+            if now < row.snoozed_until:
+                return False
+            row.snoozed_until = None
+            return True
+        return should_notify(row.last_notified, now, window)
 
     @staticmethod
     def _new_row(signal: AlertSignal, now: datetime) -> AlertRow:
@@ -110,10 +120,28 @@ class AlertBook:
             self._audit(session, row, actor, "alert.resolved")
             return Alert.model_validate(row)
 
-    def _audit(self, session: Session, row: AlertRow, actor: str, action: str) -> None:
+    def snooze(self, alert_id: int, until: datetime, actor: str,
+               now: datetime | None = None) -> Alert:
+        """Hold the alert's notifications until `until` (naive UTC); it stays open, repeats
+        are counted, and the first repeat after that time is notified again."""
+        now = now or utcnow()
+        if until <= now:
+            raise InvalidInputError(f"until: {until:%Y-%m-%d %H:%M} UTC is not in the future")
+        with self.registry.transaction() as session:
+            row = self._locked(session, alert_id)
+            if row.status == AlertStatus.RESOLVED:
+                raise IllegalTransitionError(f"alert {alert_id} is resolved: nothing to snooze")
+            row.snoozed_until, row.snoozed_by = until, actor
+            self._audit(session, row, actor, "alert.snoozed",
+                        until=until.isoformat(timespec="seconds"))
+            return Alert.model_validate(row)
+
+    def _audit(self, session: Session, row: AlertRow, actor: str, action: str,
+               **extra: str) -> None:
         self.registry.append_audit(session, actor=actor, action=action, entity="alert",
-                             entity_id=str(row.id), model=row.model,
-                             detail={"title": row.title, "fingerprint": row.fingerprint})
+                                   entity_id=str(row.id), model=row.model,
+                                   detail={"title": row.title, "fingerprint": row.fingerprint,
+                                           **extra})
 
     @staticmethod
     def _locked(session: Session, alert_id: int) -> AlertRow:

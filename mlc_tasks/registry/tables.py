@@ -180,6 +180,8 @@ class AlertRow(Base):
     last_notified: Mapped[datetime | None]
     acknowledged_by: Mapped[str | None] = mapped_column(String(255))
     resolved_by: Mapped[str | None] = mapped_column(String(255))
+    snoozed_until: Mapped[datetime | None]
+    snoozed_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class DeliveryRow(Base):

@@ -44,10 +44,11 @@ ROUTES = [("GET", "/v1/whoami"), ("GET", "/v1/models"), ("GET", "/v1/models/cred
           ("GET", "/v1/tasks"), ("GET", "/v1/tasks/1"), ("GET", "/v1/alerts"),
           ("GET", "/v1/runtimes"), ("GET", "/v1/runtimes/serving"), ("POST", "/v1/packages"),
           ("POST", "/v1/tasks/1/decision"), ("POST", "/v1/alerts/1/ack"),
-          ("POST", "/v1/alerts/1/resolve"), ("POST", "/v1/models/credit-risk/retrain"),
+          ("POST", "/v1/alerts/1/snooze"), ("POST", "/v1/alerts/1/resolve"), ("POST", "/v1/models/credit-risk/retrain"),
           ("POST", "/v1/models/credit-risk/deploy"), ("POST", "/v1/models/credit-risk/rollback"),
           ("PATCH", "/v1/models/credit-risk")]
-BODIES: dict[str, Any] = {"decision": {"decision": "approve"}, "deploy": {
+BODIES: dict[str, Any] = {"decision": {"decision": "approve"}, "snooze": {"minutes": 60},
+                          "deploy": {
     "version": 1, "tags": {"env": "qa"}}, "credit-risk": {"risk_tier": "high"}}
 
 
@@ -146,7 +147,7 @@ def test_a_service_token_may_read_and_submit_but_not_decide_or_operate(
         api: str, local_settings: MlcSettings, examples_dir: Path) -> None:
     token = enroll(local_settings, "ci-bot", service=True)
     assert httpx.get(f"{api}/v1/models", headers=bearer(token)).json() == []
-    for path in ("/v1/tasks/1/decision", "/v1/alerts/1/ack",
+    for path in ("/v1/tasks/1/decision", "/v1/alerts/1/ack", "/v1/alerts/1/snooze",
                  "/v1/models/credit-risk/rollback"):
         refused = httpx.post(f"{api}{path}", headers=bearer(token), json=body_for(path))
         assert refused.status_code == 403, path

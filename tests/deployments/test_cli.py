@@ -22,7 +22,7 @@ COMMANDS = [[], ["submit"], ["import-mlflow"], ["models"], ["versions"], ["runti
             ["deploy"], ["audit"], ["deployments"],
             ["up"], ["runtime"], ["runtime", "start"], ["tasks"], ["approve"], ["reject"],
             ["review"], ["rollback"], ["people"], ["people", "enroll"], ["login"],
-            ["model", "update"], ["retrain"], ["alerts", "ack"]]
+            ["model", "update"], ["retrain"], ["alerts", "ack"], ["alerts", "snooze"]]
 ANA = "ana.lopez@bank.example"
 
 

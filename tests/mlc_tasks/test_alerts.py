@@ -12,6 +12,7 @@ from mlc_tasks.alerting import RetryPolicy, backoff_delays, deliver_pending
 from mlc_tasks.errors import (
     DeliveryFailedError,
     IllegalTransitionError,
+    InvalidInputError,
     PermanentDeliveryError,
 )
 from mlc_tasks.registry.alerts import AlertBook, should_notify
@@ -96,6 +97,37 @@ def test_acknowledged_alert_counts_but_does_not_notify(book) -> None:
     book.acknowledge(alert.id, "oncall")
     again, queued = book.raise_alert(SIGNAL, ["slack"], timedelta(0))
     assert not queued and again.count == 2 and again.status == AlertStatus.ACKNOWLEDGED
+
+
+def test_a_snoozed_alert_counts_repeats_and_notifies_again_after_its_time(book,
+                                                                          registry) -> None:
+    start = utcnow()
+    alert, _ = book.raise_alert(SIGNAL, ["slack"], WEEK, now=start)
+    snoozed = book.snooze(alert.id, start + timedelta(hours=1), "oncall", now=start)
+    assert (snoozed.snoozed_by, snoozed.status) == ("oncall", AlertStatus.OPEN)
+    # the window alone would notify this repeat: the snooze holds it
+    during, queued = book.raise_alert(SIGNAL, ["slack"], timedelta(0),
+                                      now=start + timedelta(minutes=59))
+    assert not queued and during.count == 2
+    # after it, a repeat notifies although the week's suppression window has not passed
+    after, queued = book.raise_alert(SIGNAL, ["slack"], WEEK, now=start + timedelta(minutes=61))
+    assert queued and after.count == 3 and after.snoozed_until is None
+    again, queued = book.raise_alert(SIGNAL, ["slack"], WEEK, now=start + timedelta(minutes=62))
+    assert not queued  # and then the window rules again
+    [event] = [e for e in registry.audit_events("credit-risk") if e.action == "alert.snoozed"]
+    assert event.actor == "oncall" and event.detail["until"].startswith(
+        f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}")
+
+
+def test_snooze_refuses_a_past_time_and_a_resolved_alert(book, registry) -> None:
+    alert, _ = book.raise_alert(SIGNAL, ["slack"], WEEK)
+    with pytest.raises(InvalidInputError, match="until: .* not in the future"):
+        book.snooze(alert.id, utcnow() - timedelta(seconds=1), "oncall")
+    book.resolve(alert.id, "oncall")
+    with pytest.raises(IllegalTransitionError, match="resolved: nothing to snooze"):
+        book.snooze(alert.id, utcnow() + timedelta(hours=1), "oncall")
+    assert book.get(alert.id).snoozed_until is None
+    assert [e.action for e in registry.audit_events("credit-risk")] == ["alert.resolved"]
 
 
 def test_resolved_alert_tells_channels_and_a_new_breach_opens_a_new_alert(book,
