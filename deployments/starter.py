@@ -40,6 +40,12 @@ process = Process(
 
 @flow(name="{name}")
 def {function}(model: str, event: str = "") -> str:
+    """What one run does (the Prefect UI shows this and each parameter's line).
+
+    Args:
+        model: the model this run works on
+        event: the id of the verified request that started it (set by the trigger)
+    """
     request = steps.request_of(model, event)  # who asked (verified), and with what
     payload = Payload.model_validate(request.payload)
     version = steps.production_version(model)

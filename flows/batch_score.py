@@ -11,6 +11,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from flows.run_names import run_name
 from flows.steps import production_version
 from mlc_tasks import locations
 from mlc_tasks.batch_scoring import Progress, score_file
@@ -27,10 +28,16 @@ progress_listener: ContextVar[Callable[[int, int], None] | None] = ContextVar(
     "progress_listener", default=None)
 
 
-@flow(name=FLOW)
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
 def batch_score(model: str, input_uri: str, chunk_rows: int = 50_000) -> str:
     """Score `input_uri` (a CSV under an allowed data root) with the version serving
-    production."""
+    production.
+
+    Args:
+        model: the registered model whose production version scores the rows
+        input_uri: a CSV file (path or fsspec URL) under an allowed data root
+        chunk_rows: rows scored at a time (bounds memory)
+    """
     ctx = resources()
     policy = LocationPolicy.from_settings(ctx.settings)
     input_uri = locations.check(input_uri, policy, "input_uri").url  # before anything loads

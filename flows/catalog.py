@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import Flow
 from pydantic import BaseModel, ConfigDict
 
+from flows.run_names import run_name
 from mlc_tasks.errors import InvalidInputError
 from mlc_tasks.processes import Process
 
@@ -76,4 +77,7 @@ def load_module(path: Path) -> Declared:
     if len(flows) != 1:
         raise InvalidInputError(f"{path}: needs exactly one flow named '{process.name}' "
                                 f"(@flow(name=\"{process.name}\")), found {len(flows)}")
-    return Declared(process=process, flow=flows[0], path=path.resolve())
+    found = flows[0]
+    if found.flow_run_name is None:  # runs named after their model, as ours are
+        found = found.with_options(flow_run_name=run_name(process.name))
+    return Declared(process=process, flow=found, path=path.resolve())

@@ -9,6 +9,7 @@ from prefect import flow, get_run_logger
 
 from flows.alerts import raise_alert
 from flows.human_tasks import open_task
+from flows.run_names import run_name
 from flows.steps import await_review, deploy_stage, review_terms
 from mlc_tasks import events, production, rollback, runtimes
 from mlc_tasks.approvals import ROLLBACK_STEP
@@ -89,10 +90,16 @@ ROLLBACK_CHOICES = ("Choose `retry` (serve the version in production again: a fa
                     "`abort` (retire it; the previous champion stays).")
 
 
-@flow(name="rollback-review")
+@flow(name="rollback-review", flow_run_name=run_name("rollback-review"))
 def rollback_review(model: str, number: int, breach: str = "") -> str:
     """After an automatic rollback, a person decides: retry serves the version in production
-    again (a false alarm), abort retires it. Started by the rolled-back event."""
+    again (a false alarm), abort retires it. Started by the rolled-back event.
+
+    Args:
+        model: the model that was rolled back
+        number: the version that was taken out of production
+        breach: what made the rollback happen (the alert's title)
+    """
     ctx = resources()
     version = ctx.registry.get_version(model, number)
     if version.state != Life.DEPLOYED:

@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.change_management import rollback_if_critical
+from flows.run_names import run_name
 from flows.steps import production_version, raise_alert
 from mlc_tasks import breaches, evaluation, monitoring, result_tables
 from mlc_tasks.daily_data import day_pattern, parse_day, read_day
@@ -70,9 +71,14 @@ def backtest_models(names: list[str], day: date, strict: bool = False
     return stored
 
 
-@flow(name=FLOW)
-def daily_backtest(model: str | None = None, day: str | None = None) -> list[TestResult]:
-    """Backtest every model in production (or one) on `day` (YYYY-MM-DD; default yesterday)."""
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
+def daily_backtest(model: str | None = None, day: date | None = None) -> list[TestResult]:
+    """Backtest every model in production (or one) on `day`.
+
+    Args:
+        model: one model's name; empty: every model in production
+        day: the day of labelled data to backtest on; empty: yesterday (UTC)
+    """
     ctx = resources()
     when = parse_day(day, utcnow().date())
     if model:

@@ -26,7 +26,11 @@ def data_sensor(watch_seconds: float = 0) -> list[str]:
     """Look once; with `watch_seconds`, keep looking every `sensor.every` for that long (one
     process for many looks: a flow run per look would start a Python process every few
     seconds). The time counts from the run's scheduled start, so a run that started late
-    still ends before the next one is due. Returns the files that started a process."""
+    still ends before the next one is due. Returns the files that started a process.
+
+    Args:
+        watch_seconds: how long this run keeps looking; 0: look once
+    """
     ctx = resources()
     deadline = time.monotonic() + watch_seconds - seconds_since_due()
     started = look(ctx)

@@ -16,6 +16,7 @@ from prefect import runtime as runtime_info
 from prefect.cache_policies import NO_CACHE
 
 from flows.alerts import raise_alert
+from flows.run_names import run_name
 from mlc_tasks import runtimes
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import DeployRefusedError, InvalidInputError, MlcError, TransientError
@@ -60,12 +61,20 @@ def deploy_failed(model: str, number: int, runtime: str, env: str | None,
         title=f"deploy of {model}:{number} on {runtime} failed", detail=str(exc))
 
 
-@flow(name="deploy-model")
+@flow(name="deploy-model", flow_run_name=run_name("deploy-model"))
 def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "",
                  request: str = "") -> str:
     """Deploy version `version` of `model` onto the one runtime matching `tags`: not
     production, unless `request` is a person's request for exactly this deploy (recorded by
-    the control-plane API, carried out once, as them)."""
+    the control-plane API, carried out once, as them).
+
+    Args:
+        model: the registered model
+        version: the version number to deploy
+        tags: runtime tags that must all match, e.g. {"env": "qa"}
+        reason: why, for the audit log
+        request: the id of a person's recorded deploy request (production needs one)
+    """
     logger = get_run_logger()
     ctx = resources()
     try:
@@ -80,12 +89,19 @@ def deploy_model(model: str, version: int, tags: dict[str, str], reason: str = "
     return outcome
 
 
-@flow(name="rollback-model")
+@flow(name="rollback-model", flow_run_name=run_name("rollback-model"))
 def rollback_model(model: str, env: str = "prod", reason: str = "rollback",
                    request: str = "") -> str:
     """Put back the version `model` served on stage `env` (prod or qa) before its current one.
     Production only at a person's request for exactly this rollback (`mlc rollback`, recorded
-    by the control-plane API, carried out once, as them); QA also without one."""
+    by the control-plane API, carried out once, as them); QA also without one.
+
+    Args:
+        model: the registered model
+        env: the stage, prod or qa
+        reason: why, for the audit log
+        request: the id of a person's recorded rollback request (production needs one)
+    """
     logger = get_run_logger()
     ctx = resources()
     try:

@@ -16,6 +16,7 @@ from flows.human_tasks import (
     wait_for_decision,
 )
 from flows.human_tasks import waiting_signal as task_signal
+from flows.run_names import run_name
 from mlc_tasks import governance
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import InvalidInputError
@@ -28,9 +29,14 @@ from mlc_tasks.task_records import HumanTask, TaskKind, TaskStatus
 FLOW = "model-change"
 
 
-@flow(name=FLOW)
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
 def model_change(model: str, change_id: int) -> str:
-    """Wait for the model-risk group to decide change `change_id` of `model`."""
+    """Wait for the model-risk group to decide change `change_id` of `model`.
+
+    Args:
+        model: the model whose registered values would change
+        change_id: the requested change (`mlc model update`)
+    """
     ctx, logger = resources(), get_run_logger()
     change = GovernanceBook(ctx.registry).change(change_id)
     if change.model != model:

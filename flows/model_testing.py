@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.alerts import raise_alert
+from flows.run_names import run_name
 from mlc_tasks import evaluation
 from mlc_tasks.alert_records import AlertSignal, Severity
 from mlc_tasks.errors import InvalidPackageError
@@ -56,9 +57,14 @@ def missed_threshold(version: VersionRecord, check: ThresholdCheck) -> AlertSign
         value=check.value, threshold=check.threshold)
 
 
-@flow(name="test-model")
+@flow(name="test-model", flow_run_name=run_name("test-model"))
 def model_test(model: str, number: int) -> bool:
-    """Test a submitted version; a rerun reuses the stored result and alerts nothing new."""
+    """Test a submitted version; a rerun reuses the stored result and alerts nothing new.
+
+    Args:
+        model: the registered model
+        number: the version number to test
+    """
     ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)
     done = [r for r in ctx.registry.test_results(version.id) if r.kind == ResultKind.TEST]

@@ -17,6 +17,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from flows.change_management import rollback_if_critical
+from flows.run_names import run_name
 from flows.steps import production_version, raise_alert
 from mlc_tasks import breaches, evaluation, monitoring, reports, result_tables
 from mlc_tasks.daily_data import parse_day, read_recent
@@ -98,10 +99,15 @@ def monitor_models(models: list[str], last_day: date, strict: bool) -> list[Test
     return stored
 
 
-@flow(name=FLOW)
-def monitor(model: str | None = None, day: str | None = None) -> list[TestResult]:
-    """Monitor every model in production (or one) over the days ending `day` (default
-    yesterday)."""
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
+def monitor(model: str | None = None, day: date | None = None) -> list[TestResult]:
+    """Monitor drift, performance and fairness of every model in production (or one) over
+    the days ending `day`.
+
+    Args:
+        model: one model's name; empty: every model in production
+        day: the last day of the window; empty: yesterday (UTC)
+    """
     ctx = resources()
     last_day = parse_day(day, utcnow().date())
     if model:

@@ -17,6 +17,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.human_tasks import open_task, wait_for_decision
 from flows.model_testing import model_test
+from flows.run_names import run_name
 from flows.steps import deploy_stage, latest_results, open_tasks, raise_alert, reviewed
 from mlc_tasks import approvals, training
 from mlc_tasks.alert_records import AlertSignal, Severity
@@ -81,9 +82,14 @@ def scan(version: VersionRecord) -> ScanResult:
     return result
 
 
-@flow(name=FLOW)
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
 def on_model_changed(model: str, number: int) -> State:
-    """Take version `number` of `model` from submission to production."""
+    """Take version `number` of `model` from submission to production.
+
+    Args:
+        model: the registered model
+        number: the version number, as `mlc submit` printed it
+    """
     ctx, logger = resources(), get_run_logger()
     version = ctx.registry.get_version(model, number)
     if version.state in (Life.DEPLOYED, Life.REJECTED, Life.FAILED, Life.RETIRED):

@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
 from flows.on_model_changed import on_model_changed
+from flows.run_names import run_name
 from mlc_tasks import challenge, comparison, evaluation, retraining, training
 from mlc_tasks.comparison import ComparisonSettings
 from mlc_tasks.errors import InvalidInputError
@@ -88,13 +89,20 @@ def record_holdout_test(ctx: Resources, version: VersionRecord, model: Any, held
         "window": retraining.holdout_window(kind, held_sha)}), actor=FLOW)
 
 
-@flow(name=FLOW)
+@flow(name=FLOW, flow_run_name=run_name(FLOW))
 def retrain(model: str, data: str | None = None, trigger: str = "manual",
             request: str | None = None) -> State:
     """Retrain `model` on `data` (a CSV file under its data location), or on its data location's
     recent days; compare with the champion; promote through on-model-changed if it wins.
     `trigger` (manual, schedule, new data, notification) says what asked; an event may carry
-    any parameters, so it is checked, and the audited actor is this flow."""
+    any parameters, so it is checked, and the audited actor is this flow.
+
+    Args:
+        model: the model to retrain
+        data: a CSV file under the model's data location; empty: its recent days
+        trigger: what asked: manual, schedule, new-data or notification
+        request: the id of a person's recorded retraining request, if one asked
+    """
     ctx = resources()
     job = admitted(ctx, model, data, trigger, request)
     record_start(ctx, job, request)

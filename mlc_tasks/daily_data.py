@@ -63,11 +63,13 @@ def read_recent(location: str, last_day: date, days: int, policy: LocationPolicy
             f"{location} ({len(arrived)} of {days} days)", digest)
 
 
-def parse_day(day: str | None, today: date) -> date:
-    """The day a run covers: `day` (YYYY-MM-DD), or the day before `today` (labels arrive a
-    day late)."""
+def parse_day(day: date | str | None, today: date) -> date:
+    """The day a run covers: `day` (a date or YYYY-MM-DD), or the day before `today` (labels
+    arrive a day late)."""
     if day is None:
         return today - timedelta(days=1)
+    if isinstance(day, date):
+        return day
     try:
         return date.fromisoformat(day)
     except ValueError as exc:

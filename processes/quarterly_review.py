@@ -22,6 +22,12 @@ process = Process(name="quarterly-review", description="Keep, retrain or retire:
 
 @flow(name="quarterly-review")
 def quarterly_review(model: str, event: str = "") -> str:
+    """Ask the model-risk group to keep the production version or retrain it.
+
+    Args:
+        model: the model under review
+        event: the id of the verified request that started it (set by the trigger)
+    """
     window = Window.model_validate(steps.request_of(model, event).payload)
     version = steps.production_version(model)
     if version is None:
