@@ -8,13 +8,13 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.change_management import rollback_if_critical
 from flows.run_names import run_name
 from flows.steps import production_version, raise_alert
-from mlc_tasks import breaches, evaluation, monitoring, result_tables
+from mlc_tasks import breaches, center_links, evaluation, monitoring, result_tables
 from mlc_tasks.daily_data import day_pattern, parse_day, read_day
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.registry import TestResult, VersionRecord
@@ -89,6 +89,10 @@ def daily_backtest(model: str | None = None, day: date | None = None) -> list[Te
     if shown is not None:
         create_table_artifact(key=shown.key, table=shown.table, description=shown.description)
     for version, result in done:
+        create_link_artifact(key=f"charts-{version.model}",
+                             link=center_links.model_page(ctx.settings, version.model),
+                             link_text=f"{version.model}: every metric over the days, as charts",
+                             description=f"the Command Center's page of {version.model}")
         for signal in breaches.backtest_signals(version, result, FLOW):
             raise_alert(signal)
         rollback_if_critical(ctx, version, [result], FLOW)

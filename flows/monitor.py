@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.change_management import rollback_if_critical
 from flows.run_names import run_name
 from flows.steps import production_version, raise_alert
-from mlc_tasks import breaches, evaluation, monitoring, reports, result_tables
+from mlc_tasks import breaches, center_links, evaluation, monitoring, reports, result_tables
 from mlc_tasks.daily_data import parse_day, read_recent
 from mlc_tasks.locations import LocationPolicy
 from mlc_tasks.policy import MonitoringPolicy
@@ -136,3 +136,7 @@ def show(ctx: Resources, version: VersionRecord, results: list[TestResult]) -> N
                              description=f"monitoring of {version.ref}")
     for table in result_tables.monitor_tables(version, results):
         create_table_artifact(key=table.key, table=table.table, description=table.description)
+    create_link_artifact(key=f"charts-{version.model}",
+                         link=center_links.model_page(ctx.settings, version.model),
+                         link_text=f"{version.model}: every metric over the days, as charts",
+                         description=f"the Command Center's page of {version.model}")

@@ -34,6 +34,9 @@ def test_a_clean_window_passes_with_an_evidently_report(in_prod, prefect_server)
         "artifacts": {"key": {"any_": ["drift-report-credit-risk"]}}}).json()
     digest = Path(str(found["drift"].report_uri)).name
     assert len(link) == 1 and f"/reports/{digest})" in link[0]["data"], link
+    charts = httpx.post(f"{prefect_server}/artifacts/filter", json={
+        "artifacts": {"key": {"any_": ["charts-credit-risk"]}}}).json()
+    assert len(charts) == 1 and "/center/models/credit-risk)" in charts[0]["data"], charts
     assert not [a for a in AlertBook(registry).list(model="credit-risk")
                 if a.monitor in ("drift", "fairness", "performance")]
 
