@@ -1,11 +1,13 @@
 """The control-plane API's read routes (scope `read`): what `mlc models`, `versions`,
 `deployments`, `comparisons`, `audit`, `tasks`, `alerts` and `runtimes` list. Each answers the
-registry's records as JSON (the same records `--json` prints)."""
+registry's records as JSON (the same records `--json` prints); a version's evidence packet
+answers HTML."""
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 from deployments.api_auth import allowed, authenticated
@@ -107,6 +109,16 @@ def add_model_routes(router: APIRouter, ctx: Resources) -> None:
             at = at.astimezone(UTC)
         found = registry.version_in_env_at(name, env, at.replace(tzinfo=None))
         return dumped(found) if found else None
+
+    @router.get("/models/{name}/versions/{number}/evidence", response_class=HTMLResponse)
+    def evidence(name: str, number: int) -> HTMLResponse:
+        """The version's evidence packet as the registry stands now (HTML, sandboxed like a
+        report: a packet is people's text and must not run as this origin)."""
+        from deployments.api import REPORT_HEADERS  # here: deployments.api imports this module
+        from mlc_tasks.evidence_packet import current_packet_html
+
+        html, digest = current_packet_html(ctx, name, number)
+        return HTMLResponse(html, headers={**REPORT_HEADERS, "ETag": f'"{digest}"'})
 
     @router.get("/models/{name}/comparisons")
     def comparisons(name: str) -> Any:

@@ -27,6 +27,7 @@ from flows.alerts import current_run_url, raise_alert
 from mlc_tasks.alert_records import AlertSignal, AlertStatus, Severity
 from mlc_tasks.approvals import SYSTEM_ACTOR
 from mlc_tasks.errors import MlcError
+from mlc_tasks.evidence_packet import packet_url, publish_packet
 from mlc_tasks.people import SCOPES, Principal, PrincipalKind, canonical_id
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.principals import PrincipalBook
@@ -106,10 +107,34 @@ def open_task(ctx: Resources, kind: TaskKind, version_id: str, step: str, *, gro
         kind, version_id, step, groups=groups, quorum=quorum, deadline=utcnow() + deadline,
         detail={**detail, "process": process, "run_url": current_run_url() or ""},
         flow_run_id=str(run_id) if run_id else None, holder=holder(), actor=process)
+    if kind == TaskKind.APPROVAL:  # before the announcement, so Slack can link it
+        task = attach_packet(ctx, task)
     if new:
         raise_alert(waiting_signal(task))
         mirror(ctx, task, opened=True)
     return task
+
+
+def attach_packet(ctx: Resources, task: HumanTask) -> HumanTask:
+    """Publish the version's evidence packet as the registry stands now (again when a run
+    takes the task over) and keep its sha256 and link with the task."""
+    published = publish_packet(ctx, task.model, task.number)
+    get_run_logger().info("task %d: evidence packet %s", task.id, published.path)
+    return TaskBook(ctx.registry).attach_packet(task.id, published.sha256,
+                                                packet_url(ctx, published))
+
+
+def with_packet_link(task: HumanTask, description: str) -> str:
+    """The form's description with the packet's link under its heading: the decider's
+    evidence sha256 then covers the packet's too."""
+    url, digest = task.detail.get("packet_url"), task.detail.get("packet_sha256")
+    if not url:
+        return description
+    head, _, rest = description.partition("\n") if description.startswith("#") else (
+        "", "", description)
+    link = (f"**[Evidence packet]({url})**: everything on file for {task.ref} "
+            f"(sha256 `{digest}`)")
+    return "\n\n".join(part for part in (head, link, rest.lstrip("\n")) if part)
 
 
 def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
@@ -118,6 +143,7 @@ def wait_for_decision(ctx: Resources, task: HumanTask, description: str,
     refused, with the reason) before pausing again. Returns the closed task."""
     book = TaskBook(ctx.registry)
     form = form_for(task)
+    description = with_packet_link(book.get(task.id), description)
     evidence_sha256 = book.show_evidence(task.id, description)
     timer = DeadlineTimer(book, task) if task.deadline else None
     try:
@@ -159,7 +185,8 @@ def take_attempt(ctx: Resources, book: TaskBook, task: HumanTask, given: RunInpu
                      verdict.person, exc)
         return
     made = book.decide(task.id, verdict.person, attempt.decision, comment, verdict.channel,
-                       allowed, evidence_sha256=evidence_sha256)
+                       allowed, evidence_sha256=evidence_sha256,
+                       packet_sha256=task.detail.get("packet_sha256"))
     logger.info("task %d: %s by %s (%s) %s%s", task.id, attempt.decision, verdict.person,
                 verdict.channel, "accepted" if made.accepted else "REFUSED",
                 f" ({made.refusal})" if made.refusal else "")

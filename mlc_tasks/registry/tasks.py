@@ -102,6 +102,15 @@ class TaskBook:
                 row.detail = {**row.detail, "evidence": markdown, "evidence_sha256": digest}
         return digest
 
+    def attach_packet(self, task_id: int, sha256: str, url: str) -> HumanTask:
+        """Keep the evidence packet published for the task (mlc_tasks/evidence_packet.py) with
+        it, so the form, Slack and the Command Center link the same document."""
+        with self.registry.transaction() as session:
+            row = self._row(session, task_id, lock=True)
+            if row.detail.get("packet_sha256") != sha256 or row.detail.get("packet_url") != url:
+                row.detail = {**row.detail, "packet_sha256": sha256, "packet_url": url}
+            return self._record(session, row)
+
     def refuse_unverified(self, task_id: int, claimed: str, decision: str, comment: str,
                           via: str, refusal: str) -> TaskDecision:
         """Record an attempt nobody proved: what was claimed, and why it does not count."""
@@ -133,8 +142,10 @@ class TaskBook:
                     TaskDecisionRow.at >= since)).scalar_one())
 
     def decide(self, task_id: int, actor: str, decision: str, comment: str, via: str,
-               members: set[str], evidence_sha256: str | None = None) -> TaskDecision:
-        """Record one attempt. A refused attempt (also one that comes after the task closed,
+               members: set[str], evidence_sha256: str | None = None,
+               packet_sha256: str | None = None) -> TaskDecision:
+        """Record one attempt (with the sha256 of the form and of the evidence packet the
+        decider was shown). A refused attempt (also one that comes after the task closed,
         e.g. a second after its deadline) is kept with its reason and changes nothing else; an
         accepted one may close the task (quorum reached, rejected, retry, abort) and move the
         version, in one transaction."""
@@ -162,7 +173,8 @@ class TaskBook:
                 else "task.decision_refused", entity="task", entity_id=str(task_id),
                 model=task.model, reason=refused or comment, evidence_sha256=evidence_sha256,
                 detail={"number": task.number, "kind": task.kind.value, "step": task.step,
-                        "decision": str(decision), "via": via, "verified": True})
+                        "decision": str(decision), "via": via, "verified": True,
+                        **({"packet_sha256": packet_sha256} if packet_sha256 else {})})
             if refused is None:
                 self._apply(session, row, task, decision, actor,
                             earlier + [TaskDecision.model_validate(made)])
