@@ -99,8 +99,12 @@ class ApiClient:
     def upload(self, path: str, content: bytes) -> Any:
         return self.call("POST", path, content, "application/gzip")
 
+    def document(self, path: str) -> bytes:
+        """A GET whose answer is a document (HTML), not JSON."""
+        return self.call("GET", path, raw=True)  # type: ignore[no-any-return]
+
     def call(self, method: str, path: str, content: bytes | None = None,
-             media_type: str | None = None) -> Any:
+             media_type: str | None = None, raw: bool = False) -> Any:
         request = Request(f"{self.url}{path}", data=content, method=method)
         if media_type:
             request.add_header("Content-Type", media_type)
@@ -108,7 +112,8 @@ class ApiClient:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 (http(s) only)
-                return json.loads(answer.read())
+                body = answer.read()
+                return body if raw else json.loads(body)
         except HTTPError as exc:
             raise failure(exc.code, exc.read(), self.token is not None) from exc
         except (URLError, ConnectionError) as exc:

@@ -214,13 +214,15 @@ MLC is up.
   Prefect UI  {ui_url}{self.login}
 {runtimes}
   API         {api}  (`mlc` in any terminal finds this installation here)
+  Command Center {api}/center/  (log in with a person's token: inventory, tasks, alerts)
   logs        {self.logs}
 
 Next, in another terminal (with .venv/bin on PATH):
   mlc people enroll ID                (as this account) a person's token and authenticator
   export MLC_TOKEN=…                  or `mlc login`: every command acts as the token's holder
   mlc tasks                           approvals and reviews waiting for a person
-  mlc approve TASK                    or Resume in the Prefect UI with your one-time code
+  mlc approve TASK                    or Approve in the Command Center, or Resume in the
+                                      Prefect UI with your one-time code
   mlc versions credit-risk            where each version is in its life cycle
   curl -s -X POST {prod}/models/credit-risk/invocations \\
        -H 'Content-Type: application/json' -d @examples/credit-risk/sample.json

@@ -20,7 +20,7 @@ from deployments.cli.output import emit_json, show_table
 
 # `mlc --help` lists the commands in the order a model lives, not by module
 HELP_ORDER = ("submit", "import-mlflow", "models", "versions", "runtimes", "deploy",
-              "deployments", "audit", "tasks", "approve", "reject", "review", "answer",
+              "deployments", "audit", "tasks", "approve", "reject", "review", "answer", "evidence",
               "backtest", "monitor", "score", "results", "retrain", "comparisons", "rollback",
               "up", "login", "logout", "whoami")
 

@@ -171,6 +171,27 @@ def retrain(
 
 @app.command()
 @friendly
+def evidence(
+    name: str,
+    version: int,
+    out: Annotated[Path, typer.Option(help="Where to write the HTML (never over a file).")],
+) -> None:
+    """A version's evidence packet as the registry stands now (HTML: model card, tests,
+    comparison, fairness, drift, scan, every verified decision) and its sha256."""
+    import hashlib
+
+    html = api().document(path_of("models", name, "versions", version, "evidence"))
+    try:
+        with out.open("xb") as file:
+            file.write(html)
+    except FileExistsError as exc:
+        raise InvalidInputError(f"--out: {out} exists; name a new file") from exc
+    typer.echo(f"evidence packet of {name}:{version} written to {out} "
+               f"(sha256 {hashlib.sha256(html).hexdigest()})")
+
+
+@app.command()
+@friendly
 def comparisons(name: str, json_out: JsonFlag = False) -> None:
     """Champion/challenger comparisons of a model and their decisions, oldest first."""
     client = api()

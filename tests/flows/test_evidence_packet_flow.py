@@ -95,6 +95,14 @@ def test_the_approval_links_the_packet_its_decision_names(
     assert stack.registry.get_version("credit-risk", 1).state == State.DEPLOYED
     assert "<td>deployed</td>" in section(current.text, "life-cycle")
 
+    out = tmp_path / "credit-risk-1.html"  # an auditor files it with `mlc evidence`
+    filed = linked.mlc("sam", "evidence", "credit-risk", "1", "--out", str(out))
+    assert filed.exit_code == 0, filed.output
+    assert f"sha256 {hashlib.sha256(out.read_bytes()).hexdigest()}" in filed.output
+    assert "<td>rita</td>" in section(out.read_text(), "decisions")
+    again = linked.mlc("sam", "evidence", "credit-risk", "1", "--out", str(out))
+    assert again.exit_code != 0 and f"--out: {out} exists" in again.output
+
 
 def test_the_packet_route_needs_credentials_and_a_real_version(
         linked: PeopleApi, examples_dir: Path, tmp_path: Path) -> None:
