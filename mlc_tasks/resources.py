@@ -35,8 +35,10 @@ from mlc_tasks.policy import Policy, load_policy, route_alert
 from mlc_tasks.registry import Registry, RuntimeRecord
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
+from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.runtimes import RuntimeClient
 from mlc_tasks.settings import MlcSettings
+from mlc_tasks.slack_app import SlackApp, SlackAppChannel, TaskView
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ class Resources:
     def channels(self) -> dict[str, Channel]:
         """The alert channels whose settings (or Prefect Secret blocks) are present."""
         if self._channels is None:
-            self._channels = alert_channels(self.settings, self.secret)
+            self._channels = alert_channels(self.settings, self.secret, lambda: self.registry)
         return self._channels
 
     def policy(self) -> Policy:
@@ -213,14 +215,18 @@ def file_stamp(path: Path | None) -> tuple[int, int, int]:
 SecretSource = Callable[[SecretStr | None, str], SecretStr | None]
 
 
-def alert_channels(settings: MlcSettings, secret: SecretSource) -> dict[str, Channel]:
-    """Each channel that is configured: Slack, ServiceNow, a generic webhook."""
-    policy = OutboundPolicy(allowed_hosts=settings.outbound_allowed_hosts,
-                            allow_http_loopback=settings.allow_http_loopback)
+def alert_channels(settings: MlcSettings, secret: SecretSource,
+                   registry: Callable[[], Registry] | None = None) -> dict[str, Channel]:
+    """Each channel that is configured: Slack (the app with buttons when its bot token and
+    channel are set, else the incoming webhook), ServiceNow, a generic webhook. The Slack app
+    finds its earlier messages and the tasks it shows in `registry`."""
+    policy = outbound_policy(settings)
     timeout = settings.request_timeout_seconds
     found: dict[str, Channel] = {}
-    slack = secret(settings.slack_webhook_url, "mlc-slack-webhook-url")
-    if slack is not None:
+    app = slack_app(settings, secret)
+    if app is not None and settings.slack_channel and registry is not None:
+        found["slack"] = slack_app_channel(settings, app, registry)
+    elif (slack := secret(settings.slack_webhook_url, "mlc-slack-webhook-url")) is not None:
         found["slack"] = SlackChannel(slack, policy, timeout)
     auth = servicenow_auth(settings, secret) if settings.servicenow_url else None
     if settings.servicenow_url and auth is not None:
@@ -230,6 +236,39 @@ def alert_channels(settings: MlcSettings, secret: SecretSource) -> dict[str, Cha
         if hook_secret is not None:
             found["webhook"] = WebhookChannel(settings.webhook_url, hook_secret, policy, timeout)
     return found
+
+
+def outbound_policy(settings: MlcSettings) -> OutboundPolicy:
+    return OutboundPolicy(allowed_hosts=settings.outbound_allowed_hosts,
+                          allow_http_loopback=settings.allow_http_loopback)
+
+
+def slack_app(settings: MlcSettings, secret: SecretSource) -> SlackApp | None:
+    """The Slack app's Web API client, when its bot token is set (or a Secret block)."""
+    token = secret(settings.slack_bot_token, "mlc-slack-bot-token")
+    if token is None:
+        return None
+    return SlackApp(token, settings.slack_api_url, outbound_policy(settings),
+                    settings.request_timeout_seconds)
+
+
+def slack_app_channel(settings: MlcSettings, app: SlackApp,
+                      registry: Callable[[], Registry]) -> SlackAppChannel:
+    def message_ref(alert_id: int) -> str | None:
+        sent = [d.external_ref for d in AlertBook(registry()).deliveries(alert_id)
+                if d.channel == app.name and d.status == "sent" and d.external_ref]
+        return sent[0] if sent else None
+
+    def task_view(task_id: int) -> TaskView | None:
+        book = TaskBook(registry())
+        try:
+            return book.get(task_id), book.decisions(task_id)
+        except NotFoundError:
+            return None
+
+    assert settings.slack_channel is not None
+    return SlackAppChannel(app, settings.slack_channel, settings.browser_url(), message_ref,
+                           task_view)
 
 
 def servicenow_auth(settings: MlcSettings, secret: SecretSource

@@ -142,7 +142,8 @@ class MlcSettings(BaseSettings):
         description="Waits before retrying a deploy to a runtime that did not answer.")
 
     # ---- alerts (secrets: these settings for local runs, else Prefect Secret blocks named
-    # mlc-slack-webhook-url, mlc-servicenow-password, mlc-servicenow-client-secret,
+    # mlc-slack-webhook-url, mlc-slack-bot-token, mlc-slack-signing-secret,
+    # mlc-servicenow-password, mlc-servicenow-client-secret,
     # mlc-webhook-secret) ----
     admin_group: str = Field(
         default="mlc-admins",
@@ -158,6 +159,19 @@ class MlcSettings(BaseSettings):
     alert_base_delay_seconds: float = Field(default=0.5, ge=0, description="First retry wait.")
     alert_seed: int = Field(default=0, description="Seed of the retry jitter.")
     slack_webhook_url: SecretStr | None = Field(default=None, description="Slack incoming webhook.")
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack app bot token (xoxb-…): alerts and tasks are posted "
+                                  "with buttons (chat.postMessage) and updated in place.")
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, description="Slack app signing secret: /slack/interactions refuses "
+                                  "requests it did not sign.")
+    slack_channel: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{2,30}$",
+                                      description="Slack channel id the app posts to.")
+    slack_api_url: str = Field(default="https://slack.com/api/",
+                               description="Slack's Web API (a loopback stand-in in tests).")
+    public_url: str | None = Field(
+        default=None, description="Where people's browsers reach the control-plane API and "
+                                  "Command Center (links in Slack); default: installation_url.")
     servicenow_url: str | None = Field(default=None, description="e.g. https://acme.service-now.com")
     servicenow_user: str | None = Field(default=None, description="Basic auth user.")
     servicenow_password: SecretStr | None = Field(default=None, description="Basic auth password.")
@@ -167,7 +181,7 @@ class MlcSettings(BaseSettings):
     webhook_url: str | None = Field(default=None, description="Generic JSON webhook.")
     webhook_secret: SecretStr | None = Field(default=None, description="HMAC key of the webhook.")
     outbound_allowed_hosts: list[str] = Field(
-        default_factory=lambda: ["hooks.slack.com", "service-now.com"],
+        default_factory=lambda: ["hooks.slack.com", "slack.com", "service-now.com"],
         description="Hosts (and their subdomains) alerts may be sent to.")
     allow_http_loopback: bool = Field(
         default=False, description="Allow plain http to 127.0.0.1 (tests and local receivers).")
@@ -221,6 +235,17 @@ class MlcSettings(BaseSettings):
 
     def installation_url(self) -> str:
         return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
+
+    def browser_url(self) -> str:
+        """The control-plane API as people's browsers reach it (links in Slack and packets)."""
+        return (self.public_url or self.installation_url()).rstrip("/")
+
+    def resolved_slack_signing_secret(self) -> str | None:
+        return self.slack_signing_secret.get_secret_value() if self.slack_signing_secret else None
+
+    def resolved_session_key(self) -> str:
+        """The key Command Center session cookies are signed with (kept under home)."""
+        return self._resolved_secret(None, "session-key")
 
     def prefect_api_url(self) -> str:
         return f"http://{self.host}:{self.prefect_port}/api"
