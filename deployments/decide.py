@@ -90,7 +90,8 @@ def _submit_decision(ctx: Resources, task_id: int, actor: str, decision: str, co
         # the same transaction, so a closed task read first means its decisions are all seen
         task = book.get(task_id)
         made = book.decisions(task_id)[seen:]
-        mine = [d for d in made if d.actor == actor]
+        # this person's attempt with this decision: a racing other click of theirs is not it
+        mine = [d for d in made if d.actor == actor and d.decision == decision]
         if mine:
             return mine[-1], book.get(task_id)
         if task.status != TaskStatus.OPEN:

@@ -22,6 +22,7 @@ non-member or the submitter, with the reason — and the message is updated from
 # no `from __future__ import annotations`: FastAPI must see the route's parameters' types
 import hashlib
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
@@ -51,6 +52,9 @@ MAX_BODY = 256 * 1024
 # a signature is valid 5 minutes either side of its timestamp: keep each key longer than that
 SEEN_FOR = timedelta(minutes=15)
 KEY_PREFIX = "slack:"
+# a record id as our buttons write it: ASCII digits a database integer holds (str.isdigit
+# takes "²" and "١", int() then fails or reads another number)
+RECORD_ID = re.compile(r"[1-9][0-9]{0,11}")
 
 
 class Loose(BaseModel):
@@ -100,14 +104,19 @@ class Interaction(Loose):
 class DecisionMeta(Loose):
     """What the decision modal carries (its private_metadata, set by us)."""
 
-    alert: int
-    task: int
+    alert: int = Field(ge=1, lt=10**12)
+    task: int = Field(ge=1, lt=10**12)
     decision: str = Field(pattern=CHOICE_PATTERN)
     message: str = Field(max_length=100)
 
 
 class Refused(Exception):
     """A click that is not carried out: audited and told to the clicker."""
+
+
+def record_id(text: str) -> int | None:
+    """The id a button's value carries, or None when it is not one."""
+    return int(text) if RECORD_ID.fullmatch(text) else None
 
 
 def parse_interaction(body: bytes) -> Interaction:
@@ -130,7 +139,7 @@ async def signed_body(request: Request, secret: str) -> bytes:
     body = await request.body()  # uvicorn stops at the declared length
     try:
         valid = SignatureVerifier(secret).is_valid_request(body, dict(request.headers))
-    except ValueError:  # a timestamp that is not a number
+    except (ValueError, TypeError):  # a timestamp not a number, a signature not ASCII
         valid = False
     if not valid:
         raise HTTPException(401, "not signed by Slack: missing or wrong X-Slack-Signature, or "
@@ -252,16 +261,17 @@ class SlackDoor:
         who = f"{person.name} ({person.id})" if person.name else person.id
         if clicked.action_id == sm.Action.SNOOZE:
             raw = clicked.selected_option.value if clicked.selected_option else ""
-            alert_id, _, length = raw.partition(":")
-            if not alert_id.isdigit() or length not in sm.SNOOZES:
+            given, _, length = raw.partition(":")
+            snoozed = record_id(given)
+            if snoozed is None or length not in sm.SNOOZES:
                 raise Refused(f"not a snooze choice: '{raw[:50]}'")
             until = now + sm.SNOOZES[length]
-            book.snooze(int(alert_id), until, person.id)
-            return int(alert_id), f"Snoozed by {who} at {sm.when(now)} until {sm.when(until)}"
-        if clicked.action_id not in (sm.Action.ACKNOWLEDGE, sm.Action.RESOLVE) \
-                or not clicked.value.isdigit():
+            book.snooze(snoozed, until, person.id)
+            return snoozed, f"Snoozed by {who} at {sm.when(now)} until {sm.when(until)}"
+        found = record_id(clicked.value)
+        if clicked.action_id not in (sm.Action.ACKNOWLEDGE, sm.Action.RESOLVE) or found is None:
             raise Refused(f"unknown action '{clicked.action_id[:50]}'")
-        alert_id = int(clicked.value)
+        alert_id = found
         if clicked.action_id == sm.Action.ACKNOWLEDGE:
             book.acknowledge(alert_id, person.id)
             return alert_id, f"Acknowledged by {who} at {sm.when(now)}"
@@ -270,9 +280,11 @@ class SlackDoor:
 
     def open_decision(self, given: Interaction, value: str, where: str) -> None:
         parts = value.split(":")
-        if len(parts) != 3 or not (parts[0].isdigit() and parts[1].isdigit()):
+        alert_id, task_id = (record_id(parts[0]), record_id(parts[1])) if len(parts) == 3 \
+            else (None, None)
+        if alert_id is None or task_id is None:
             raise Refused(f"not a decision: '{value[:50]}'")
-        task = TaskBook(self.ctx.registry).get(int(parts[1]))
+        task = TaskBook(self.ctx.registry).get(task_id)
         if task.status != TaskStatus.OPEN:
             raise Refused(f"task {task.id} is already {task.status} ({task.outcome})")
         if parts[2] not in task.choices:
@@ -280,7 +292,7 @@ class SlackDoor:
         app = self.app()
         assert app is not None  # the route answers 503 without one
         app.open_view(given.trigger_id, sm.decision_modal(
-            task, parts[2], int(parts[0]), where, self.ctx.settings.browser_url()))
+            task, parts[2], alert_id, where, self.ctx.settings.browser_url()))
 
     # ---- view_submission --------------------------------------------------------------------
 
@@ -362,7 +374,6 @@ def slack_router(ctx: Resources) -> APIRouter:
     @router.post("/slack/interactions", include_in_schema=False)
     async def interactions(request: Request, background: BackgroundTasks) -> Response:
         secret = await run_in_threadpool(door.signing_secret)
-        body = await signed_body(request, secret)
         body = await signed_body(request, secret)
         given = parse_interaction(body)
         digest = hashlib.sha256(body).hexdigest()
