@@ -8,6 +8,9 @@ folder or HOME finds the running installation, and the stored reports a browser 
                                    the caller it authenticates (deployments/api_auth.py);
                                    reads (api_read.py), actions (api_actions.py), custom
                                    business events (api_events.py), /docs
+    POST /slack/interactions       Slack's buttons, signed by Slack (slack_interactions.py)
+    /center/...                    the Command Center: pages for people, behind a login
+                                   (deployments/command_center/)
 
 The installation answer is unauthenticated, so it names no secret and only what a command
 needs: every URL in it loses its user info (user:password@) and its query string. A report's
@@ -34,6 +37,8 @@ from sqlalchemy.engine import make_url
 from deployments.api_actions import action_router
 from deployments.api_events import events_router
 from deployments.api_read import read_router, whoami_router
+from deployments.command_center import command_center_router
+from deployments.slack_interactions import slack_router
 from mlc_tasks import reports
 from mlc_tasks.artifacts import ArtifactStore
 from mlc_tasks.errors import InvalidInputError, MlcError, NotFoundError, TransientError
@@ -83,13 +88,22 @@ async def mlc_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=error_status(exc))
 
 
+async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+    """A number beyond what the database stores (SQLite raises OverflowError for ids past
+    64 bits): bad input, never a 500."""
+    return JSONResponse({"detail": "a number in the request is out of range (ids and "
+                                   "versions are below 2^63)"}, status_code=400)
+
+
 def create_app(settings: MlcSettings, prefect_api_url: str) -> FastAPI:
     store = ArtifactStore(settings.artifact_url())
     about = installation(settings, prefect_api_url)
     app = FastAPI(title="mlc installation and control-plane API")
     app.add_exception_handler(MlcError, mlc_error)
+    app.add_exception_handler(OverflowError, out_of_range)
     ctx = Resources(settings)
-    for router in (whoami_router(ctx), read_router(ctx), action_router(ctx), events_router(ctx)):
+    for router in (whoami_router(ctx), read_router(ctx), action_router(ctx), events_router(ctx),
+                   slack_router(ctx), command_center_router(ctx)):
         app.include_router(router)
 
     @app.get("/health")

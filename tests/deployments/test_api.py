@@ -44,7 +44,8 @@ ROUTES = [("GET", "/v1/whoami"), ("GET", "/v1/models"), ("GET", "/v1/models/cred
           ("GET", "/v1/tasks"), ("GET", "/v1/tasks/1"), ("GET", "/v1/alerts"),
           ("GET", "/v1/runtimes"), ("GET", "/v1/runtimes/serving"), ("POST", "/v1/packages"),
           ("POST", "/v1/tasks/1/decision"), ("POST", "/v1/alerts/1/ack"),
-          ("POST", "/v1/alerts/1/snooze"), ("POST", "/v1/alerts/1/resolve"), ("POST", "/v1/models/credit-risk/retrain"),
+          ("POST", "/v1/alerts/1/snooze"), ("POST", "/v1/alerts/1/resolve"),
+          ("POST", "/v1/models/credit-risk/retrain"),
           ("POST", "/v1/models/credit-risk/deploy"), ("POST", "/v1/models/credit-risk/rollback"),
           ("PATCH", "/v1/models/credit-risk")]
 BODIES: dict[str, Any] = {"decision": {"decision": "approve"}, "snooze": {"minutes": 60},
@@ -118,6 +119,17 @@ def test_every_route_refuses_a_caller_without_credentials(api: str, method: str,
     assert answer.status_code == 401, answer.text
     assert answer.headers["www-authenticate"] == "Bearer"
     assert answer.json()["detail"].startswith("no credentials: send 'Authorization: Bearer")
+
+
+def test_an_id_past_64_bits_is_bad_input_not_a_crash(api: str,
+                                                     local_settings: MlcSettings) -> None:
+    headers = bearer(enroll(local_settings, RITA))
+    huge = "9" * 30
+    for method, path in (("GET", f"/v1/tasks/{huge}"), ("POST", f"/v1/alerts/{huge}/ack"),
+                         ("POST", f"/v1/alerts/{huge}/snooze")):
+        answer = httpx.request(method, f"{api}{path}", headers=headers, json={"minutes": 60})
+        assert answer.status_code == 400, (path, answer.text)
+        assert "out of range" in answer.json()["detail"]
 
 
 @pytest.mark.parametrize("header", [
