@@ -5,9 +5,7 @@ and model changes."""
 
 # no `from __future__ import annotations`: FastAPI must see the dependencies (closures) in
 # the annotations as objects, not as names it cannot resolve
-import tempfile
 import uuid
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -106,18 +104,7 @@ def add_submit_route(router: APIRouter, ctx: Resources) -> None:
                body: Annotated[bytes, Depends(upload_body)]) -> dict[str, Any]:
         """Register the uploaded package folder (a tar.gz) as a version submitted by the
         caller, and mark it ready (its process starts from that event)."""
-        from mlc_tasks import events
-        from mlc_tasks.submission import submit_package
-
-        with tempfile.TemporaryDirectory(prefix="mlc-upload-") as temp:
-            folder = api_upload.unpack(body, Path(temp) / "package")
-            version, created = submit_package(folder, ctx.registry, ctx.store(),
-                                              ctx.settings.trusted_types, principal.id)
-        warning = None
-        try:
-            events.emit(events.model_ready_event(version, principal.id), ctx.prefect_api_url())
-        except TransientError as exc:
-            warning = str(exc)
+        version, created, warning = api_upload.submit_upload(ctx, body, principal.id)
         return {"version": dumped(version), "created": created, "warning": warning}
 
 

@@ -19,7 +19,9 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from mlc_tasks.errors import InvalidPackageError
+from mlc_tasks.errors import InvalidPackageError, TransientError
+from mlc_tasks.registry import VersionRecord
+from mlc_tasks.resources import Resources
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # the compressed body
 MAX_FILES = 2_000
@@ -149,3 +151,22 @@ def write_member(archive: tarfile.TarFile, member: tarfile.TarInfo, target: Path
     with os.fdopen(fd, "wb") as file:
         while chunk := source.read(1 << 20):
             file.write(chunk)
+
+
+def submit_upload(ctx: Resources, body: bytes, submitter: str
+                  ) -> tuple[VersionRecord, bool, str | None]:
+    """Register an uploaded package as the submitter's and mark it ready (its process starts
+    from that event): the API's POST /v1/packages and the Command Center's upload. Returns
+    the version, whether it is new, and a warning when the event could not be sent."""
+    from mlc_tasks import events
+    from mlc_tasks.submission import submit_package
+
+    with tempfile.TemporaryDirectory(prefix="mlc-upload-") as temp:
+        folder = unpack(body, Path(temp) / "package")
+        version, created = submit_package(folder, ctx.registry, ctx.store(),
+                                          ctx.settings.trusted_types, submitter)
+    try:
+        events.emit(events.model_ready_event(version, submitter), ctx.prefect_api_url())
+    except TransientError as exc:
+        return version, created, str(exc)
+    return version, created, None

@@ -14,6 +14,7 @@ import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 from mlc_tasks.alert_records import Alert, AlertStatus
 from mlc_tasks.channels import alert_facts
@@ -156,8 +157,12 @@ def alert_buttons(alert: Alert, now: datetime) -> list[dict[str, Any]]:
 
 
 def task_links(task: HumanTask, browser_url: str) -> list[tuple[str, str | None]]:
-    return [("Evidence", f"{browser_url.rstrip('/')}/center/tasks/{task.id}"),
-            ("Evidence packet", str(task.detail.get("packet_url") or "") or None),
+    """The task's pages behind the Command Center's login: a channel may hold guests, so
+    never the packet's unauthenticated /reports address."""
+    base = browser_url.rstrip("/")
+    packet = (f"{base}/center/models/{quote(task.model, safe='')}/versions/{task.number}/packet"
+              if task.detail.get("packet_url") else None)
+    return [("Evidence", f"{base}/center/tasks/{task.id}"), ("Evidence packet", packet),
             ("Open run", str(task.detail.get("run_url") or "") or None)]
 
 

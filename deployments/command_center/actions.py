@@ -2,9 +2,7 @@
 decide a task, acknowledge / resolve / snooze an alert, submit a package. Each acts as the
 verified visitor, through the same code the control-plane API's routes use."""
 
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
@@ -19,7 +17,7 @@ from deployments.command_center.forms import form_fields, upload_form
 from deployments.command_center.pages import SNOOZES
 from deployments.command_center.render import redirect
 from deployments.command_center.session import PREFIX, PageError, Visitor
-from mlc_tasks.errors import MlcError, TransientError
+from mlc_tasks.errors import MlcError
 from mlc_tasks.people import Scope
 from mlc_tasks.registry.alerts import AlertBook
 from mlc_tasks.registry.store import utcnow
@@ -121,19 +119,8 @@ def add_submit_action(router: APIRouter, ctx: Resources) -> None:
 
 
 def submit_upload(ctx: Resources, body: bytes, submitter: str) -> tuple[str, str]:
-    """What POST /v1/packages does (deployments/api_actions.py): unpack, register as the
-    submitter, mark it ready. Returns the model and what to tell the submitter."""
-    from mlc_tasks import events
-    from mlc_tasks.submission import submit_package
-
-    with tempfile.TemporaryDirectory(prefix="mlc-upload-") as temp:
-        folder = api_upload.unpack(body, Path(temp) / "package")
-        version, created = submit_package(folder, ctx.registry, ctx.store(),
-                                          ctx.settings.trusted_types, submitter)
+    """What POST /v1/packages does; returns the model and what to tell the submitter."""
+    version, created, warning = api_upload.submit_upload(ctx, body, submitter)
     said = f"Registered {version.ref}." if created else \
         f"{version.ref} was registered before: the same package."
-    try:
-        events.emit(events.model_ready_event(version, submitter), ctx.prefect_api_url())
-    except TransientError as exc:
-        said += f" Its process did not start yet: {exc}"
-    return version.model, said
+    return version.model, said + (f" Its process did not start yet: {warning}" if warning else "")

@@ -15,6 +15,7 @@ from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from deployments.command_center.session import PREFIX, PageError, Visitor, seal
@@ -46,6 +47,16 @@ def link(url: object) -> str:
     return text if urlsplit(text).scheme in ("http", "https") else ""
 
 
+# CommonMark with tables; raw HTML off (it is shown as text) and markdown-it's own link check
+# (no javascript:, vbscript:, file: or data: links): the evidence is people's text
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def markdown(text: str) -> Markup:
+    """The evidence a decider is shown, as the Prefect form shows it (rendered markdown)."""
+    return Markup(MARKDOWN.render(text))  # noqa: S704 (html off: markdown-it escapes it all)
+
+
 def when(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC" if value else "—"
 
@@ -55,6 +66,7 @@ def _environment() -> Environment:
                       autoescape=True, undefined=StrictUndefined, trim_blocks=True,
                       lstrip_blocks=True)
     env.filters.update(link=link, when=when, q=lambda v: quote(str(v), safe=""),
+                       markdown=markdown,
                        svg=lambda s: Markup(s))  # mlc_tasks/charts.py escapes every label
     env.globals["prefix"] = PREFIX
     return env

@@ -35,6 +35,8 @@ from mlc_tasks.task_records import TaskKind
 from tests.conftest import TOKEN, ApiProcess
 
 RITA, ANA, BOT = "rita.risk@bank.example", "ana.lopez@bank.example", "ci-bot"
+MARKDOWN_ATTACK = ("[click](javascript:alert(1)) <img src=x onerror=alert(1)>\n\n"
+                   "| metric | v1 |\n|---|---|\n| roc_auc | 0.81 |")
 EVIL = '<script>alert("x")</script>'
 POLICY = {"people": [{"id": RITA, "name": "Rita Risk", "groups": ["model-risk"]},
                      {"id": ANA, "name": "Ana Lopez"}]}
@@ -104,7 +106,8 @@ def center(tmp_path_factory: pytest.TempPathFactory, examples_dir: Path) -> Iter
     task, _ = TaskBook(registry).open_task(
         TaskKind.APPROVAL, version.id, "approval", groups=["model-risk"], quorum=1,
         deadline=None, flow_run_id=None, holder=None, actor="system:test",
-        detail={"evidence": f"## Evidence\nroc_auc 0.81 {EVIL}", "run_url": "javascript:x()"})
+        detail={"evidence": f"## Evidence\nroc_auc 0.81 {EVIL}\n\n{MARKDOWN_ATTACK}",
+                "run_url": "javascript:x()"})
     TaskBook(registry).decide(task.id, "mallory@evil.example", "approve", f"lgtm {EVIL}",
                               "api", members=set())
     api = ApiProcess(settings, MLC_POLICY_FILE=str(policy)).start()
@@ -312,6 +315,16 @@ def test_names_descriptions_evidence_comments_and_titles_are_escaped(center: Cen
         assert "<script>" not in shown.text, path
         assert "&lt;script&gt;" in shown.text, path
         assert 'href="javascript:' not in shown.text, path
+
+
+def test_the_evidence_is_rendered_markdown_without_html_or_script_links(center: Center
+                                                                         ) -> None:
+    shown = center.client(center.token(RITA)).get(f"/center/tasks/{center.task_id}").text
+    evidence = shown.split('<div class="evidence">', 1)[1].split("</section>", 1)[0]
+    assert "<table>" in evidence and "<td>roc_auc</td>" in evidence  # as the Prefect form
+    assert "<h2>Evidence</h2>" in evidence
+    assert "<img" not in evidence and "&lt;img src=x onerror=alert(1)&gt;" in evidence
+    assert "javascript:" not in evidence.replace("[click](javascript:alert(1))", "")
 
 
 def test_the_time_picker_says_what_served_and_names_a_bad_field(center: Center) -> None:

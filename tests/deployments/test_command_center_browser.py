@@ -126,7 +126,7 @@ def test_rita_works_in_the_command_center(local_settings: MlcSettings, examples_
                 expect(page.get_by_role("status")).to_contain_text(f"Alert {alert.id} acknowledged")
 
                 page.goto(f"{center}/tasks/{task.id}")
-                expect(page.locator("pre.evidence")).to_contain_text("roc_auc")
+                expect(page.locator("div.evidence table")).to_contain_text("roc_auc")
                 shoot(page, shots, "task")
                 page.get_by_label("Comment").fill("evidence reviewed in the Command Center")
                 page.get_by_role("button", name="Approve").click()

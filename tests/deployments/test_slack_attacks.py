@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 import pytest
@@ -334,6 +334,9 @@ def mrkdwn_texts(found: Any) -> Iterator[str]:
             yield from mrkdwn_texts(value)
 
 
+PACKET = f"https://mlc.example/center/models/{quote(HOSTILE, safe='')}/versions/2/packet"
+
+
 def hostile_task(**changes: Any) -> HumanTask:
     fields: dict[str, Any] = dict(
         id=3, kind=TaskKind.APPROVAL, status=TaskStatus.OPEN, version_id="v", model=HOSTILE,
@@ -372,7 +375,8 @@ def test_no_typed_text_makes_a_mention_or_link_in_a_task_message(closed: bool) -
     assert any(sm.escape(HOSTILE) in t for t in texts)
     urls = [e["url"] for b in noted["blocks"] if b["type"] == "actions"
             for e in b["elements"] if "url" in e]
-    assert urls == ["https://mlc.example/center/tasks/3"]  # the bad run and packet links go
+    # the bad run link goes; the packet is our own login-guarded page, its name encoded
+    assert urls == ["https://mlc.example/center/tasks/3", PACKET]
 
 
 def test_the_modal_links_only_our_urls_and_escapes_the_rest() -> None:
@@ -381,7 +385,7 @@ def test_the_modal_links_only_our_urls_and_escapes_the_rest() -> None:
     (summary,) = [t for t in mrkdwn_texts(modal)]
     body, _, links = summary.partition("\n")
     assert "<" not in body and ">" not in body and sm.escape(HOSTILE) in body
-    assert links == "<https://mlc.example/center/tasks/3|Evidence>"
+    assert links == f"<https://mlc.example/center/tasks/3|Evidence> · <{PACKET}|Evidence packet>"
     assert json.loads(modal["private_metadata"]) == {
         "alert": 7, "task": 3, "decision": "approve", "message": "C0TRIAGE:1.2"}
 
