@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +264,14 @@ def start_runtime(local_settings: MlcSettings) -> Iterator[object]:
     yield start
     for runtime in started:
         runtime.stop()
+
+
+def until(check: Callable[[], Any], what: str, seconds: float = 240) -> Any:
+    """The first truthy answer of `check`, polled until the deadline: wait on a condition."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +25,12 @@ from mlc_tasks.registry.tasks import TaskBook
 from mlc_tasks.settings import MlcSettings
 from mlc_tasks.task_records import TaskStatus
 from tests.browser import CHROMIUM, require_chromium
-from tests.conftest import REPO, free_port, mlc_env
+from tests.conftest import REPO, free_port, mlc_env, until
 from tests.deployments.test_up import PrefectApi
 from tests.deployments.test_up_approval import RITA, Up, waiting
 
 # read at import: the tests' fixtures hide every MLC_ variable from the test itself
 SHOTS = os.environ.get("MLC_SCREENSHOT_DIR")
-
-
-def until(check: Any, what: str, seconds: float = 180) -> Any:
-    """The first truthy answer of `check`, polled until the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def shoot(page: Any, folder: Path, name: str) -> None:

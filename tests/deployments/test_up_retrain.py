@@ -21,7 +21,7 @@ from mlc_tasks.registry import Registry
 from mlc_tasks.registry.arrivals import ArrivalBook
 from mlc_tasks.registry.champions import ChampionBook
 from mlc_tasks.settings import MlcSettings
-from tests.conftest import enroll, free_port, mlc_bin, mlc_env
+from tests.conftest import enroll, free_port, mlc_bin, mlc_env, until
 from tests.deployments.test_up import PrefectApi
 from tests.deployments.test_up_approval import Up
 
@@ -37,16 +37,6 @@ def runs_of(api: PrefectApi, deployment: str) -> list[dict]:
     found = api.post("/flow_runs/filter", {"deployments": {"name": {"any_": [deployment]}}})
     assert found.status_code == 200, found.text
     return [r for r in found.json() if r["parameters"].get("model") == "credit-risk"]
-
-
-def until(check, what: str, seconds: float = 240):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
 
 
 def deployed(registry: Registry, number: int) -> bool:
