@@ -40,7 +40,7 @@ from tests.conftest import TOKEN, ApiProcess
 from tests.receivers import Receiver, serve
 from tests.slack_api import SlackApi, click, element, elements, signed, submission
 
-SECRET, BOT = "slack-signing-secret-for-tests", "xoxb-bot-token-for-tests"
+SECRET, BOT = "slack-signing-secret-for-tests", "xoxb-fake"
 CHANNEL = "C0TRIAGE"
 RITA, OMAR, SAM, VIC = ("rita.risk@bank.example", "omar.ops@bank.example",
                         "sam@bank.example", "vic@bank.example")

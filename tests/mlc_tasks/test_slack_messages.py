@@ -28,7 +28,7 @@ from tests.receivers import Reply, serve
 from tests.slack_api import SlackApi, block_problem, elements
 
 NOW = datetime(2024, 5, 1, 12, 0)
-TOKEN = "xoxb-secret-bot-token-123456"
+TOKEN = "xoxb-fake-1"
 
 
 def alert(**changes: Any) -> Alert:
