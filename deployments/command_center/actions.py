@@ -104,10 +104,17 @@ def add_submit_action(router: APIRouter, ctx: Resources) -> None:
 
     @router.post(f"{PREFIX}/submit")
     async def submit(request: Request) -> Response:
+        from deployments.command_center.render import LoginRequired
         from deployments.command_center.session import same_origin
+        from deployments.command_center.session import visitor as visitor_of
 
         if not same_origin(request, ctx.settings.browser_url()):  # before the body is read
             raise PageError(403, "refused: this form was sent from another site (Origin)")
+        found = visitor_of(ctx, request)  # who, before a byte of the upload is held
+        if found is None:
+            raise LoginRequired(f"{PREFIX}/submit")
+        if not found.may(Scope.SUBMIT):
+            raise PageError(403, f"{found.principal.id} lacks the 'submit' scope")
         csrf, body = await upload_form(request)
         visitor = acting(ctx, request, csrf, Scope.SUBMIT)
         try:

@@ -20,6 +20,7 @@ from deployments.command_center.session import (
     login_token,
     safe_next,
     same_origin,
+    same_secret,
     session_cookie,
     visitor,
 )
@@ -89,7 +90,7 @@ def add_login_routes(router: APIRouter, ctx: Resources) -> None:
         token, csrf, next_ = (form.get(k, "") for k in ("token", "csrf", "next"))
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         if not same_origin(request, ctx.settings.browser_url()) or not nonce or \
-                not secrets.compare_digest(csrf, login_token(key(), nonce)):
+                not same_secret(csrf, login_token(key(), nonce)):
             raise PageError(403, "refused: the login form was not sent from this site's page; "
                                  "open the login page again")
         principal = PrincipalBook(ctx.registry).authenticate(token.strip())

@@ -3,7 +3,6 @@ carries, the one-time message shown after a form (a signed cookie: POST, redirec
 the route class that turns a refusal or one of our errors into a page."""
 
 import base64
-import hmac
 import json
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -18,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from deployments.command_center.session import PREFIX, PageError, Visitor, seal
+from deployments.command_center.session import PREFIX, PageError, Visitor, same_secret, seal
 from mlc_tasks.errors import MlcError
 
 FLASH = "mlc_flash"
@@ -83,7 +82,7 @@ def flash_cookie(key: str, kind: str, text: str) -> str:
 
 def read_flash(key: str, request: Request) -> dict[str, str] | None:
     payload, _, mac = (request.cookies.get(FLASH) or "").partition(".")
-    if not payload or not hmac.compare_digest(mac, seal(key, "flash", payload)):
+    if not payload or not same_secret(mac, seal(key, "flash", payload)):
         return None
     try:
         found = json.loads(base64.urlsafe_b64decode(payload))

@@ -59,6 +59,11 @@ class Visitor:
         return scope in self.principal.scopes
 
 
+def same_secret(given: str, wanted: str) -> bool:
+    """Constant-time, and any text: compare_digest raises on non-ASCII str."""
+    return hmac.compare_digest(given.encode(), wanted.encode())
+
+
 def seal(key: str, *parts: str) -> str:
     message = "\x1f".join(parts).encode()
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
@@ -95,7 +100,7 @@ def cookie_principal(ctx: Resources, value: str, now: float | None = None) -> Pr
         return None
     wanted = seal(ctx.settings.resolved_session_key(), "session", pid, expiry, nonce,
                   principal.enrolled_at.isoformat())
-    return principal if hmac.compare_digest(wanted, mac) else None
+    return principal if same_secret(wanted, mac) else None
 
 
 def display_name(ctx: Resources, principal: Principal) -> str:
@@ -154,7 +159,7 @@ def check_post(ctx: Resources, request: Request, found: Visitor, token: str) -> 
     """Refuse a cross-site POST or one without this session's CSRF token (403)."""
     if not same_origin(request, ctx.settings.browser_url()):
         raise PageError(403, "refused: this form was sent from another site (Origin)")
-    if not token or not hmac.compare_digest(token, found.csrf):
+    if not token or not same_secret(token, found.csrf):
         raise PageError(403, "refused: the form's CSRF token is missing or not this session's; "
                              "reload the page and try again")
 

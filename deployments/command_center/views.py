@@ -84,10 +84,10 @@ def parse_at(at: str) -> datetime:
     """A date-time from the picker (naive: UTC; with an offset: converted to UTC)."""
     try:
         when = datetime.fromisoformat(at.strip())
-    except ValueError as exc:
+        return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    except (ValueError, OverflowError) as exc:  # an offset can push it past year 1 or 9999
         raise InvalidInputError(f"at: '{at[:40]}' is not a date and time such as "
                                 "2025-01-31T09:30") from exc
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def model_page(ctx: Resources, name: str, at: str | None, env: str) -> ModelPage:
